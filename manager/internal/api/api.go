@@ -1,0 +1,243 @@
+// Package api is the manager's REST surface under /api/v1. Operations are
+// declared with huma on chi, so the OpenAPI 3.1 document served at
+// /api/v1/openapi.json is generated from the same declarations that decode,
+// validate and route requests and cannot drift from them. Each handler
+// follows one pipeline: size-limited body, strict schema decode, the
+// service's own validation, the service call in a transaction, and one
+// place (fail) that maps errors to RFC 9457 problem+json.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/knaight/knaight/manager/internal/auth"
+	"github.com/knaight/knaight/manager/internal/fault"
+	"github.com/knaight/knaight/manager/internal/seal"
+)
+
+// Version is the API version reported in the OpenAPI document.
+const Version = "1.0.0"
+
+// DefaultMaxBodyBytes bounds request bodies of operations that set no limit
+// of their own.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Config is what the API needs from the process.
+type Config struct {
+	Pool   *pgxpool.Pool
+	Sealer *seal.Sealer
+	Log    *slog.Logger
+	// Now is the clock; tests replace it to move time.
+	Now func() time.Time
+	// BootstrapToken enables POST /api/v1/bootstrap when non-empty.
+	BootstrapToken string
+	// KeyOverlap is how long an agent's previous HMAC key stays valid after
+	// a rotation that does not name its own overlap.
+	KeyOverlap time.Duration
+	// WebhookWindow is the accepted timestamp skew of signed webhooks, and
+	// how long their signatures are remembered against replays.
+	WebhookWindow time.Duration
+}
+
+// Server holds the API's dependencies.
+type Server struct {
+	Config
+	api huma.API
+}
+
+// New returns the manager's HTTP handler: health endpoints, the OpenAPI
+// document and every /api/v1 operation.
+func New(cfg Config) (http.Handler, *Server) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	router := chi.NewRouter()
+	router.Use(middleware.RequestID, middleware.RealIP, requestLog(cfg.Log), recoverer(cfg.Log))
+
+	hc := huma.DefaultConfig("Knaight manager API", Version)
+	hc.Info.Description = "Agents and their ANS identity, trust signals and levels, MCP policies, and the audit ledger of the Knaight trust-gated MCP gateway."
+	hc.OpenAPIPath = "/api/v1/openapi"
+	hc.DocsPath = ""
+	hc.SchemasPath = "/api/v1/schemas"
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"apiKey": {Type: "http", Scheme: "bearer", Description: "An admin API key (knk_...), created at bootstrap or with POST /api/v1/api-keys."},
+	}
+	s := &Server{Config: cfg}
+	s.api = humachi.New(router, hc)
+	s.api.UseMiddleware(s.authenticate)
+
+	s.registerHealth(router)
+	s.registerBootstrap()
+	s.registerOrganization()
+	s.registerKeys()
+	s.registerAgents()
+	s.registerAudit()
+	return router, s
+}
+
+// OpenAPI returns the generated OpenAPI document.
+func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+const permissionKey = "knaight-permission"
+
+// register declares an operation that requires perm (nil = public).
+func register[I, O any](s *Server, perm *auth.Permission, op huma.Operation, h func(context.Context, *I) (*O, error)) {
+	if op.MaxBodyBytes == 0 {
+		op.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if perm != nil {
+		op.Metadata = map[string]any{permissionKey: *perm}
+		op.Security = []map[string][]string{{"apiKey": {}}}
+		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
+	}
+	op.Errors = append(op.Errors, http.StatusUnprocessableEntity)
+	huma.Register(s.api, op, h)
+}
+
+func perm(p auth.Permission) *auth.Permission { return &p }
+
+// authenticate resolves the bearer API key of operations that need one and
+// refuses roles that lack the operation's permission.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	want, ok := ctx.Operation().Metadata[permissionKey].(auth.Permission)
+	if !ok {
+		next(ctx)
+		return
+	}
+	token, ok := bearer(ctx.Header("Authorization"))
+	if !ok {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="knaight"`)
+		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "missing or malformed Authorization: Bearer <api key>")
+		return
+	}
+	p, err := auth.Authenticate(ctx.Context(), s.Pool, token)
+	if errors.Is(err, fault.ErrUnauthenticated) {
+		ctx.SetHeader("WWW-Authenticate", `Bearer realm="knaight", error="invalid_token"`)
+		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "the API key is unknown or revoked")
+		return
+	}
+	if err != nil {
+		s.Log.ErrorContext(ctx.Context(), "authenticate", "err", err)
+		huma.WriteErr(s.api, ctx, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if !p.Role.Allows(want) {
+		huma.WriteErr(s.api, ctx, http.StatusForbidden, "role "+string(p.Role)+" may not perform "+ctx.Operation().OperationID)
+		return
+	}
+	next(huma.WithContext(ctx, auth.WithPrincipal(ctx.Context(), p)))
+}
+
+func bearer(h string) (string, bool) {
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return h[len(prefix):], true
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		ca, cb := a[i]|0x20, b[i]|0x20
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+// principal returns the request's authenticated caller.
+func principal(ctx context.Context) auth.Principal {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		// register guarantees authentication for every operation that
+		// calls this; reaching here is a programming error.
+		panic("api: operation without authentication asked for a principal")
+	}
+	return p
+}
+
+// fail maps a service error to the response. It is the only place that
+// decides status codes for service errors, and the only place 5xx errors
+// are logged; their text never reaches the client.
+func (s *Server) fail(ctx context.Context, err error) error {
+	if inv, ok := fault.AsInvalid(err); ok {
+		details := make([]error, len(inv.Errors))
+		for i, f := range inv.Errors {
+			details[i] = &huma.ErrorDetail{Location: "body." + f.Field, Message: f.Message, Value: f.Value}
+		}
+		return huma.Error422UnprocessableEntity("validation failed", details...)
+	}
+	switch {
+	case errors.Is(err, fault.ErrNotFound):
+		return huma.Error404NotFound(err.Error())
+	case errors.Is(err, fault.ErrConflict):
+		return huma.Error409Conflict(err.Error())
+	case errors.Is(err, fault.ErrForbidden):
+		return huma.Error403Forbidden(err.Error())
+	case errors.Is(err, fault.ErrUnauthenticated):
+		return huma.Error401Unauthorized("unauthenticated")
+	case errors.Is(err, context.Canceled):
+		return huma.NewError(499, "client closed the request")
+	}
+	s.Log.ErrorContext(ctx, "request failed", "err", err)
+	return huma.Error500InternalServerError("internal error")
+}
+
+// failIf is fail for handlers that return their output and error together:
+// nil stays nil.
+func (s *Server) failIf(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.fail(ctx, err)
+}
+
+// requestLog logs one line per request, without headers or bodies (they
+// may carry keys).
+func requestLog(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			start := time.Now()
+			next.ServeHTTP(ww, r)
+			log.InfoContext(r.Context(), "request",
+				"method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+				"bytes", ww.BytesWritten(), "duration_ms", float64(time.Since(start).Microseconds())/1000,
+				"request_id", middleware.GetReqID(r.Context()))
+		})
+	}
+}
+
+// recoverer turns a panic into a logged 500 problem.
+func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.ErrorContext(r.Context(), "panic in handler", "panic", v, "path", r.URL.Path)
+					w.Header().Set("Content-Type", "application/problem+json")
+					w.WriteHeader(http.StatusInternalServerError)
+					w.Write([]byte(`{"title":"Internal Server Error","status":500,"detail":"internal error"}`))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/knaight/knaight/plugin
+
+go 1.24.0

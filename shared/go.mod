@@ -1,0 +1,3 @@
+module github.com/knaight/knaight/shared
+
+go 1.24.0
