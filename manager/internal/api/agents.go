@@ -26,7 +26,7 @@ type roleTemplateBody struct {
 }
 
 type roleTemplateUpdate struct {
-	ID uuid.UUID `path:"id"`
+	ID   uuid.UUID `path:"id"`
 	Body agents.RoleTemplateInput
 }
 
@@ -71,12 +71,12 @@ type listAgentsOutput struct {
 }
 
 type patchAgentInput struct {
-	ID uuid.UUID `path:"id"`
+	ID   uuid.UUID `path:"id"`
 	Body agents.Update
 }
 
 type setStatusInput struct {
-	ID uuid.UUID `path:"id"`
+	ID   uuid.UUID `path:"id"`
 	Body struct {
 		Status ans.Status `json:"status" enum:"ACTIVE,SUSPENDED,DEPRECATED,REVOKED,EXPIRED" doc:"The new ANS status."`
 		Reason string     `json:"reason,omitempty" maxLength:"500" doc:"Why; required for SUSPENDED, DEPRECATED and REVOKED."`
@@ -84,7 +84,7 @@ type setStatusInput struct {
 }
 
 type rotateKeyInput struct {
-	ID uuid.UUID `path:"id"`
+	ID   uuid.UUID `path:"id"`
 	Body *struct {
 		OverlapSeconds *int64 `json:"overlapSeconds,omitempty" minimum:"0" maximum:"2592000" doc:"How long the previous keys stay valid (default: the manager's --key-overlap)."`
 	}

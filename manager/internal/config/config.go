@@ -97,7 +97,7 @@ func (c *Config) Validate() error {
 		return bad("log-format", "KNAIGHT_LOG_FORMAT", "must be json or text")
 	}
 	for _, d := range []struct {
-		flag, env string
+		flag, env   string
 		v, min, max time.Duration
 	}{
 		{"shutdown-timeout", "KNAIGHT_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, time.Second, 10 * time.Minute},
