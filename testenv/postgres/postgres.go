@@ -269,7 +269,16 @@ func (s *Server) launch(port int, dest io.Writer) error {
 func (s *Server) waitReady(ctx context.Context) error {
 	var last error
 	for {
+		// Give up on the attempt as soon as the process exits: if the port
+		// is taken, whatever holds it may accept and never answer.
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		go func() {
+			select {
+			case <-s.exited:
+				cancel()
+			case <-pctx.Done():
+			}
+		}()
 		last = ping(pctx, s.adminURL)
 		cancel()
 		if last == nil {
@@ -294,7 +303,9 @@ func ping(ctx context.Context, connURL string) error {
 	return conn.Ping(ctx)
 }
 
-func freePort() (int, error) {
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// A variable so tests can make it collide.
+var freePort = func() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("postgres: pick a free port: %w", err)

@@ -221,6 +221,35 @@ func TestStartErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("free port taken meanwhile", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		taken := l.Addr().(*net.TCPAddr).Port
+		orig := freePort
+		t.Cleanup(func() { freePort = orig })
+		calls := 0
+		freePort = func() (int, error) {
+			if calls++; calls == 1 {
+				return taken, nil
+			}
+			return orig()
+		}
+		srv, err := Start(ctx, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Stop()
+		if calls != 2 || strings.Contains(srv.AdminURL(), fmt.Sprintf(":%d/", taken)) {
+			t.Errorf("calls=%d url=%s: no retry on another port", calls, srv.AdminURL())
+		}
+		if err := ping(ctx, srv.AdminURL()); err != nil {
+			t.Error(err)
+		}
+	})
+
 	t.Run("dir not a cluster", func(t *testing.T) {
 		dir := sharedDir(t)
 		if err := os.WriteFile(filepath.Join(dir, "junk"), []byte("x"), 0o644); err != nil {
@@ -411,16 +440,24 @@ func TestServerDiesWithProcess(t *testing.T) {
 	if err := ping(ctx, url); err != nil {
 		t.Fatalf("helper's server not up: %v", err)
 	}
+	pidFile, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _, _ := strings.Cut(string(pidFile), "\n")
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 
-	deadline := time.Now().Add(15 * time.Second)
-	for ping(ctx, url) == nil || postmasterAlive(filepath.Join(dir, "data")) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server %s still running after its process was killed", url)
+	// The postmaster goes away, down to its process table entry: once
+	// orphaned, it is reaped by init.
+	killed := time.Now()
+	for ping(ctx, url) == nil || postmasterAlive(filepath.Join(dir, "data")) || exists("/proc/"+pid) {
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("server %s (pid %s) still there after its process was killed", url, pid)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("server gone %v after its process was killed", time.Since(killed).Round(time.Millisecond))
 
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("expected the killed process's dir to remain: %v", err)
@@ -449,4 +486,71 @@ func TestServerDiesWithProcess(t *testing.T) {
 	if _, err := os.Stat(shared.clusterDir); err != nil {
 		t.Fatalf("sweep removed a live server's dir: %v", err)
 	}
+}
+
+const blockEnv = "KNAIGHT_PG_TEST_BLOCK"
+
+// TestHelperBlock is the body of the helper process of
+// TestMainStopsServerOnSignal; run normally it does nothing.
+func TestHelperBlock(t *testing.T) {
+	if os.Getenv(blockEnv) == "" {
+		return
+	}
+	srv := mainServer.Load()
+	fmt.Println(srv.AdminURL())
+	fmt.Println(srv.clusterDir)
+	time.Sleep(time.Hour)
+}
+
+// Ctrl-C during a test run stops Main's server and removes its directory.
+func TestMainStopsServerOnSignal(t *testing.T) {
+	ctx := t.Context()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperBlock$")
+	cmd.Env = append(os.Environ(), blockEnv+"=1")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	defer func() {
+		if t.Failed() {
+			t.Logf("helper stderr:\n%s", stderr.Bytes())
+		}
+	}()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	var lines []string
+	for len(lines) < 2 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "postgres://") {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("helper did not report its server: %q", lines)
+	}
+	url, dir := lines[0], lines[1]
+	if err := ping(ctx, url); err != nil {
+		t.Fatalf("helper's server not up: %v", err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("helper exit: %v, want exit status 1", err)
+	}
+	if err := ping(ctx, url); err == nil {
+		t.Error("server still answers after SIGINT")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cluster dir %s not removed: %v", dir, err)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -396,3 +396,37 @@ func SetStatus(ctx context.Context, tx pgx.Tx, reg ans.Registry, org, id uuid.UU
 		"ansName": a.ANS.Name, "from": from, "to": to, "reason": reason,
 	}, now)
 }
+
+// ExpireDue moves every registration whose expiry has passed to EXPIRED,
+// recording ANS_STATUS_CHANGED as the system, one transaction per agent.
+// PENDING registrations are left alone: they never served, and only an
+// operator may revoke them.
+func ExpireDue(ctx context.Context, pool interface {
+	db.Querier
+	Begin(context.Context) (pgx.Tx, error)
+}, now time.Time) (int, error) {
+	rows, err := pool.Query(ctx, `SELECT organization_id, agent_id FROM ans_registrations
+		WHERE expires_at <= $1 AND status IN ('ACTIVE', 'SUSPENDED', 'DEPRECATED')`, now)
+	if err != nil {
+		return 0, fmt.Errorf("find expired registrations: %w", err)
+	}
+	type key struct{ org, agent uuid.UUID }
+	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (key, error) {
+		var k key
+		return k, row.Scan(&k.org, &k.agent)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("find expired registrations: %w", err)
+	}
+	for i, k := range due {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			reg := BuiltinRegistry{OrganizationID: k.org, Now: func() time.Time { return now }}
+			_, err := SetStatus(ctx, tx, reg, k.org, k.agent, ans.StatusExpired, "registration expired", "system:ans-expiry", now)
+			return err
+		})
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(due), nil
+}

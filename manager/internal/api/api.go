@@ -72,6 +72,7 @@ func New(cfg Config) (http.Handler, *Server) {
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"apiKey": {Type: "http", Scheme: "bearer", Description: "An admin API key (knk_...), created at bootstrap or with POST /api/v1/api-keys."},
 	}
+	registerSchemas(hc.Components.Schemas)
 	s := &Server{Config: cfg}
 	s.api = humachi.New(router, hc)
 	s.api.UseMiddleware(s.authenticate)
@@ -81,6 +82,8 @@ func New(cfg Config) (http.Handler, *Server) {
 	s.registerOrganization()
 	s.registerKeys()
 	s.registerAgents()
+	s.registerTrust()
+	s.registerPolicies()
 	s.registerAudit()
 	return router, s
 }

@@ -1,0 +1,29 @@
+package api
+
+import (
+	"reflect"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/knaight/knaight/manager/internal/trust"
+	"github.com/knaight/knaight/shared/policy"
+)
+
+// trustLevelSchema documents policy.TrustLevel as the string it encodes to;
+// its Go type is a number.
+type trustLevelSchema string
+
+func (trustLevelSchema) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeString, Enum: []any{"L1", "L2", "L3", "L4", "L5"}, Description: "Trust level, L1 (least) to L5 (most)."}
+}
+
+// thresholdsSchema documents trust.Thresholds, whose JSON form is keyed by
+// level names.
+type thresholdsSchema thresholdsBody
+
+// registerSchemas makes the OpenAPI document describe the shared model's
+// custom JSON encodings as they appear on the wire.
+func registerSchemas(r huma.Registry) {
+	r.RegisterTypeAlias(reflect.TypeFor[policy.TrustLevel](), reflect.TypeFor[trustLevelSchema]())
+	r.RegisterTypeAlias(reflect.TypeFor[trust.Thresholds](), reflect.TypeFor[thresholdsSchema]())
+}
