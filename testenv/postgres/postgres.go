@@ -94,8 +94,14 @@ const (
 // Start starts a throwaway PostgreSQL server from the machine's binaries and
 // waits until it accepts connections. If opts.Dir already holds a cluster
 // (PG_VERSION exists), that cluster is started as is; otherwise initdb
-// creates one first. The superuser is "postgres" with trust authentication.
-// The caller must call Stop.
+// creates one first. The superuser is "postgres" with trust authentication;
+// the server listens on 127.0.0.1 only, with max_connections=200 and
+// durability off (fsync, synchronous_commit and full_page_writes off,
+// wal_level=minimal): fine for tests and dev data, not for anything else.
+//
+// The caller must call Stop. If the process dies without it, the server
+// shuts down by itself (parent-death signal) and a later Start removes the
+// temporary directory left behind.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	r, err := newRunner()
 	if err != nil {

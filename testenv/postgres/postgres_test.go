@@ -474,16 +474,22 @@ func TestServerDiesWithProcess(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale dir %s not swept: %v", dir, err)
 	}
-	// The live server of Main is never swept.
-	shared := mainServer.Load()
-	if err := os.Chtimes(shared.clusterDir, old, old); err != nil {
+	// A live server's directory is never swept.
+	live := mainServer.Load()
+	if live.clusterDir == "" { // Main connected to an existing server
+		if live, err = Start(ctx, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		defer live.Stop()
+	}
+	if err := os.Chtimes(live.clusterDir, old, old); err != nil {
 		t.Fatal(err)
 	}
 	sweepStale()
-	if err := ping(ctx, shared.AdminURL()); err != nil {
+	if err := ping(ctx, live.AdminURL()); err != nil {
 		t.Fatalf("sweep broke a live server: %v", err)
 	}
-	if _, err := os.Stat(shared.clusterDir); err != nil {
+	if _, err := os.Stat(live.clusterDir); err != nil {
 		t.Fatalf("sweep removed a live server's dir: %v", err)
 	}
 }
@@ -506,7 +512,10 @@ func TestHelperBlock(t *testing.T) {
 func TestMainStopsServerOnSignal(t *testing.T) {
 	ctx := t.Context()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperBlock$")
-	cmd.Env = append(os.Environ(), blockEnv+"=1")
+	// The helper must start its own server, whatever this run uses.
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, TestDatabaseURLEnv+"=")
+	}), blockEnv+"=1")
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	defer func() {

@@ -278,6 +278,9 @@ func (s *Server) registerTrust() {
 		Summary:     "Signed webhook through which a source delivers one signal",
 		Description: "Authenticated by the source's HMAC signature over timestamp + \".\" + body, not by an API key. Stale timestamps and bad signatures answer 401; a delivery seen before answers 409.",
 		Tags:        tags, DefaultStatus: http.StatusCreated, Errors: []int{http.StatusUnauthorized, http.StatusConflict},
+		// The signature covers the exact bytes; the body is decoded strictly
+		// only after it verifies.
+		SkipValidateBody: true,
 	}, func(ctx context.Context, in *webhookInput) (*webhookOutput, error) {
 		var out webhookOutput
 		err := db.InTx(ctx, s.Pool, func(tx pgx.Tx) error {
