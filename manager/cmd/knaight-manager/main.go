@@ -157,6 +157,7 @@ func serve(ctx context.Context, args []string) error {
 	f := newFlags("serve")
 	c := &f.cfg
 	f.str(&c.Listen, "listen", "KNAIGHT_LISTEN", "address to serve HTTP on")
+	f.str(&c.Issuer, "issuer", "KNAIGHT_ISSUER", "the manager's public base URL, the iss of gateway tokens (default http://<listen>)")
 	f.str(&c.KEK, "kek", "KNAIGHT_KEK", "key-encryption key for secrets at rest: 32 bytes, base64")
 	f.str(&c.BootstrapToken, "bootstrap-token", "KNAIGHT_BOOTSTRAP_TOKEN", "enables POST /api/v1/bootstrap with this bearer token (>= 32 chars)")
 	f.dur(&c.ShutdownTimeout, "shutdown-timeout", "KNAIGHT_SHUTDOWN_TIMEOUT", "how long to drain requests on shutdown")

@@ -20,6 +20,7 @@ import (
 	"github.com/knaight/knaight/manager/internal/db"
 	"github.com/knaight/knaight/manager/internal/fault"
 	"github.com/knaight/knaight/manager/internal/ledger"
+	"github.com/knaight/knaight/manager/internal/tokens"
 	"github.com/knaight/knaight/shared/policy"
 )
 
@@ -392,9 +393,16 @@ func SetStatus(ctx context.Context, tx pgx.Tx, reg ans.Registry, org, id uuid.UU
 	}
 	from := a.ANS.Status
 	a.ANS = fromRegistration(r)
-	return a, appendEvent(ctx, tx, org, "ANS_STATUS_CHANGED", actor, "agent", id, map[string]any{
+	err = appendEvent(ctx, tx, org, "ANS_STATUS_CHANGED", actor, "agent", id, map[string]any{
 		"ansName": a.ANS.Name, "from": from, "to": to, "reason": reason,
 	}, now)
+	if err != nil || to.Serving() {
+		return a, err
+	}
+	// Revocation follows the agent: a registration that stops serving
+	// takes the agent's live tokens with it, in the same transaction.
+	_, err = tokens.RevokeAgent(ctx, tx, org, id, "ans_status:"+string(to), actor, now)
+	return a, err
 }
 
 // ExpireDue moves every registration whose expiry has passed to EXPIRED,

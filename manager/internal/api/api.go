@@ -39,6 +39,9 @@ type Config struct {
 	Log    *slog.Logger
 	// Now is the clock; tests replace it to move time.
 	Now func() time.Time
+	// Issuer is the manager's public base URL: the "iss" of gateway tokens
+	// and the OAuth authorization server's identifier.
+	Issuer string
 	// BootstrapToken enables POST /api/v1/bootstrap when non-empty.
 	BootstrapToken string
 	// KeyOverlap is how long an agent's previous HMAC key stays valid after
@@ -84,6 +87,7 @@ func New(cfg Config) (http.Handler, *Server) {
 	s.registerAgents()
 	s.registerTrust()
 	s.registerPolicies()
+	s.registerEnforcement()
 	s.registerAudit()
 	return router, s
 }

@@ -20,6 +20,7 @@ import (
 type Config struct {
 	DatabaseURL     string
 	Listen          string
+	Issuer          string // the manager's public base URL; "" = http://<listen>
 	KEK             string // base64; see seal.ParseKEK
 	BootstrapToken  string
 	LogLevel        string
@@ -80,6 +81,12 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return bad("listen", "KNAIGHT_LISTEN", "must be host:port, e.g. 127.0.0.1:8080")
+	}
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "/") {
+			return bad("issuer", "KNAIGHT_ISSUER", "must be an http(s) URL without query, fragment or trailing slash, e.g. https://knaight.example.com")
+		}
 	}
 	if c.KEK == "" {
 		return bad("kek", "KNAIGHT_KEK", "required: 32 random bytes in base64 (openssl rand -base64 32)")

@@ -47,8 +47,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("%w (run knaight-manager migrate, or serve with --migrate)", err)
 	}
 
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	issuer := cfg.Issuer
+	if issuer == "" {
+		issuer = "http://" + ln.Addr().String()
+	}
 	handler, apiServer := api.New(api.Config{
-		Pool: pool, Sealer: sealer, Log: log, Now: time.Now,
+		Pool: pool, Sealer: sealer, Log: log, Now: time.Now, Issuer: issuer,
 		BootstrapToken: cfg.BootstrapToken, KeyOverlap: cfg.KeyOverlap, WebhookWindow: cfg.WebhookWindow,
 	})
 	srv := &http.Server{
@@ -61,11 +69,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	log.InfoContext(ctx, "manager listening", "addr", ln.Addr().String())
+	log.InfoContext(ctx, "manager listening", "addr", ln.Addr().String(), "issuer", issuer)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

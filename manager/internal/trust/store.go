@@ -13,6 +13,7 @@ import (
 	"github.com/knaight/knaight/manager/internal/db"
 	"github.com/knaight/knaight/manager/internal/fault"
 	"github.com/knaight/knaight/manager/internal/ledger"
+	"github.com/knaight/knaight/manager/internal/tokens"
 	"github.com/knaight/knaight/shared/policy"
 )
 
@@ -199,11 +200,38 @@ func Recompute(ctx context.Context, tx pgx.Tx, org, agent uuid.UUID, actor strin
 	if err != nil {
 		return Assessment{}, fmt.Errorf("store trust: %w", err)
 	}
-	if policy.TrustLevel(prevLevel) != a.Level {
-		_, err = ledger.Append(ctx, tx, ledger.Entry{OrganizationID: org, Type: "TRUST_LEVEL_CHANGED", Actor: actor, SubjectType: "agent", SubjectID: agent.String(),
-			Details: map[string]any{"from": policy.TrustLevel(prevLevel), "to": a.Level, "previousScore": prevScore, "score": a.Score, "modelVersion": a.ModelVersion}}, now)
+	if policy.TrustLevel(prevLevel) == a.Level {
+		return a.Assessment, nil
 	}
-	return a.Assessment, err
+	_, err = ledger.Append(ctx, tx, ledger.Entry{OrganizationID: org, Type: "TRUST_LEVEL_CHANGED", Actor: actor, SubjectType: "agent", SubjectID: agent.String(),
+		Details: map[string]any{"from": policy.TrustLevel(prevLevel), "to": a.Level, "previousScore": prevScore, "score": a.Score, "modelVersion": a.ModelVersion}}, now)
+	if err != nil || a.Level > policy.TrustLevel(prevLevel) {
+		return a.Assessment, err
+	}
+	return a.Assessment, revokeBelowPolicy(ctx, tx, org, agent, a, policy.TrustLevel(prevLevel), actor, now)
+}
+
+// revokeBelowPolicy revokes the agent's live tokens when its trust just fell
+// below the minimum of its policy (the policy of its role template in its
+// environment). Tokens issued while it was already below stay: the gateway
+// denies them on every request until trust rises, which is how a new agent
+// earns access without a new token.
+func revokeBelowPolicy(ctx context.Context, tx pgx.Tx, org, agent uuid.UUID, a Assessed, prev policy.TrustLevel, actor string, now time.Time) error {
+	var required int16
+	err := tx.QueryRow(ctx, `SELECT min_trust_level FROM mcp_policies WHERE organization_id = $1 AND role_template_id = $2 AND environment = $3`,
+		org, a.RoleTemplateID, string(a.Environment)).Scan(&required)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // no policy: the gateway denies everything anyway
+	}
+	if err != nil {
+		return fmt.Errorf("policy minimum: %w", err)
+	}
+	min := policy.TrustLevel(required)
+	if prev < min || a.Level >= min {
+		return nil
+	}
+	_, err = tokens.RevokeAgent(ctx, tx, org, agent, fmt.Sprintf("trust_below_policy:%s<%s", a.Level, min), actor, now)
+	return err
 }
 
 // RecomputeDue recomputes every agent of every organization whose stored

@@ -1,0 +1,232 @@
+package tokens
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/knaight/knaight/manager/internal/db"
+	"github.com/knaight/knaight/manager/internal/ledger"
+	"github.com/knaight/knaight/manager/internal/seal"
+)
+
+// Keys generates, rotates and opens the organizations' token signing keys.
+// Private keys and HS256 secrets are sealed with the KEK, bound to their kid.
+type Keys struct {
+	Sealer *seal.Sealer
+}
+
+// SigningKey describes a signing key; it never carries private material.
+type SigningKey struct {
+	KID       string     `json:"kid"`
+	Algorithm string     `json:"algorithm"`
+	CreatedAt time.Time  `json:"createdAt"`
+	RetiredAt *time.Time `json:"retiredAt,omitempty" doc:"Set when a rotation replaced the key; it still verifies the tokens it signed."`
+	// PublishedUntil is when the last token the key signed expires; a
+	// retired key stays in the JWKS until then.
+	PublishedUntil *time.Time `json:"publishedUntil,omitempty"`
+	Active         bool       `json:"active"`
+}
+
+// key is an opened signing key.
+type key struct {
+	kid       string
+	org       uuid.UUID
+	alg       string
+	public    ed25519.PublicKey
+	private   ed25519.PrivateKey // EdDSA
+	secret    []byte             // HS256
+	retiredAt *time.Time
+}
+
+// signer returns what golang-jwt signs with.
+func (k *key) signer() any {
+	if k.alg == HS256 {
+		return k.secret
+	}
+	return k.private
+}
+
+// verifier returns what golang-jwt verifies with.
+func (k *key) verifier() any {
+	if k.alg == HS256 {
+		return k.secret
+	}
+	return k.public
+}
+
+var kidEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func newKID(alg string) string {
+	var b [10]byte
+	rand.Read(b[:])
+	prefix := "ed_"
+	if alg == HS256 {
+		prefix = "hs_"
+	}
+	return prefix + strings.ToLower(kidEncoding.EncodeToString(b[:]))
+}
+
+func keyAAD(org uuid.UUID, kid string) []byte {
+	return []byte("token-signing-key\x00" + org.String() + "\x00" + kid)
+}
+
+// create generates and stores a new active key and records SIGNING_KEY_CREATED.
+func (k Keys) create(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg, actor string, now time.Time) (*key, error) {
+	nk := &key{kid: newKID(alg), org: org, alg: alg}
+	var private, public []byte
+	if alg == EdDSA {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		nk.public, nk.private = pub, priv
+		private, public = priv.Seed(), pub
+	} else {
+		nk.secret = make([]byte, 32)
+		rand.Read(nk.secret)
+		private = nk.secret
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO signing_keys (kid, organization_id, algorithm, public_key, private_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		nk.kid, org, alg, public, k.Sealer.Seal(private, keyAAD(org, nk.kid)), now.UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, fmt.Errorf("store signing key: %w", err)
+	}
+	_, err = ledger.Append(ctx, tx, ledger.Entry{OrganizationID: org, Type: "SIGNING_KEY_CREATED", Actor: actor, SubjectType: "signing_key", SubjectID: nk.kid,
+		Details: map[string]any{"kid": nk.kid, "algorithm": alg}}, now)
+	return nk, err
+}
+
+// active returns the organization's active key of alg, creating the first
+// one on demand.
+func (k Keys) active(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg, actor string, now time.Time) (*key, error) {
+	// Serialise first-key creation per organization.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, org); err != nil {
+		return nil, fmt.Errorf("lock organization: %w", err)
+	}
+	var kid string
+	err := tx.QueryRow(ctx, `SELECT kid FROM signing_keys WHERE organization_id = $1 AND algorithm = $2 AND retired_at IS NULL`, org, alg).Scan(&kid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k.create(ctx, tx, org, alg, actor, now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find signing key: %w", err)
+	}
+	return k.open(ctx, tx, kid)
+}
+
+// open loads and unseals a key by kid, whatever its organization.
+func (k Keys) open(ctx context.Context, q db.Querier, kid string) (*key, error) {
+	out := &key{kid: kid}
+	var public, sealed []byte
+	err := q.QueryRow(ctx, `SELECT organization_id, algorithm, public_key, private_sealed, retired_at FROM signing_keys WHERE kid = $1`, kid).
+		Scan(&out.org, &out.alg, &public, &sealed, &out.retiredAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errUnknownKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load signing key: %w", err)
+	}
+	private, err := k.Sealer.Open(sealed, keyAAD(out.org, kid))
+	if err != nil {
+		return nil, fmt.Errorf("open signing key %s: %w", kid, err)
+	}
+	if out.alg == HS256 {
+		out.secret = private
+	} else {
+		out.private = ed25519.NewKeyFromSeed(private)
+		out.public = ed25519.PublicKey(public)
+	}
+	return out, nil
+}
+
+var errUnknownKey = errors.New("unknown signing key")
+
+// Rotate replaces the organization's active key of its current algorithm
+// with a new one and records SIGNING_KEY_ROTATED. The retired key keeps
+// verifying, and stays in the JWKS, until the last token it signed expires.
+func (k Keys) Rotate(ctx context.Context, tx pgx.Tx, org uuid.UUID, actor string, now time.Time) (SigningKey, error) {
+	s, err := GetSettings(ctx, tx, org)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	old, err := k.active(ctx, tx, org, s.Algorithm, actor, now)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE signing_keys SET retired_at = $2 WHERE kid = $1`, old.kid, now); err != nil {
+		return SigningKey{}, fmt.Errorf("retire signing key: %w", err)
+	}
+	nk, err := k.create(ctx, tx, org, s.Algorithm, actor, now)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	_, err = ledger.Append(ctx, tx, ledger.Entry{OrganizationID: org, Type: "SIGNING_KEY_ROTATED", Actor: actor, SubjectType: "signing_key", SubjectID: nk.kid,
+		Details: map[string]any{"kid": nk.kid, "retired": old.kid, "algorithm": s.Algorithm}}, now)
+	if err != nil {
+		return SigningKey{}, err
+	}
+	return SigningKey{KID: nk.kid, Algorithm: nk.alg, CreatedAt: now.UTC().Truncate(time.Microsecond), Active: true}, nil
+}
+
+const selectKeys = `SELECT k.kid, k.algorithm, k.created_at, k.retired_at,
+	(SELECT max(t.expires_at) FROM gateway_tokens t WHERE t.kid = k.kid) AS published_until FROM signing_keys k`
+
+func scanKey(row pgx.CollectableRow) (SigningKey, error) {
+	var s SigningKey
+	err := row.Scan(&s.KID, &s.Algorithm, &s.CreatedAt, &s.RetiredAt, &s.PublishedUntil)
+	s.CreatedAt = s.CreatedAt.UTC()
+	s.Active = s.RetiredAt == nil
+	return s, err
+}
+
+// ListKeys returns the organization's signing keys that still verify
+// something at now (active, or retired with unexpired tokens), newest first.
+func ListKeys(ctx context.Context, q db.Querier, org uuid.UUID, now time.Time) ([]SigningKey, error) {
+	rows, err := q.Query(ctx, `SELECT * FROM (`+selectKeys+` WHERE k.organization_id = $1) s
+		WHERE retired_at IS NULL OR published_until > $2 ORDER BY created_at DESC`, org, now)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	return pgx.CollectRows(rows, scanKey)
+}
+
+// JWK is one public key in JSON Web Key form (RFC 8037 for Ed25519).
+type JWK struct {
+	KTY string `json:"kty"`
+	CRV string `json:"crv"`
+	X   string `json:"x"`
+	KID string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+// JWKS returns the public keys of every organization's EdDSA keys that
+// still verify a token: active ones, and retired ones until the last token
+// they signed expires. HS256 secrets are never published.
+func JWKS(ctx context.Context, q db.Querier, now time.Time) ([]JWK, error) {
+	rows, err := q.Query(ctx, `SELECT k.kid, k.public_key FROM signing_keys k
+		WHERE k.algorithm = 'EdDSA' AND (k.retired_at IS NULL
+		   OR EXISTS (SELECT 1 FROM gateway_tokens t WHERE t.kid = k.kid AND t.expires_at > $1))
+		ORDER BY k.created_at DESC, k.kid`, now)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (JWK, error) {
+		var j JWK
+		var pub []byte
+		err := row.Scan(&j.KID, &pub)
+		j.KTY, j.CRV, j.Alg, j.Use = "OKP", "Ed25519", EdDSA, "sig"
+		j.X = base64.RawURLEncoding.EncodeToString(pub)
+		return j, err
+	})
+}
