@@ -4,6 +4,7 @@ import (
 	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
 
 	"github.com/knaight/knaight/manager/internal/trust"
 	"github.com/knaight/knaight/shared/policy"
@@ -17,6 +18,14 @@ func (trustLevelSchema) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{Type: huma.TypeString, Enum: []any{"L1", "L2", "L3", "L4", "L5"}, Description: "Trust level, L1 (least) to L5 (most)."}
 }
 
+// uuidSchema makes every uuid.UUID a string of format uuid, so a malformed
+// id is refused by schema validation with its field named, before decoding.
+type uuidSchema string
+
+func (uuidSchema) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeString, Format: "uuid"}
+}
+
 // thresholdsSchema documents trust.Thresholds, whose JSON form is keyed by
 // level names.
 type thresholdsSchema thresholdsBody
@@ -25,5 +34,6 @@ type thresholdsSchema thresholdsBody
 // custom JSON encodings as they appear on the wire.
 func registerSchemas(r huma.Registry) {
 	r.RegisterTypeAlias(reflect.TypeFor[policy.TrustLevel](), reflect.TypeFor[trustLevelSchema]())
+	r.RegisterTypeAlias(reflect.TypeFor[uuid.UUID](), reflect.TypeFor[uuidSchema]())
 	r.RegisterTypeAlias(reflect.TypeFor[trust.Thresholds](), reflect.TypeFor[thresholdsSchema]())
 }
