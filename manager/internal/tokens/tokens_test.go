@@ -155,15 +155,25 @@ func TestClassicAttacksFail(t *testing.T) {
 		{"wrong issuer", func() string {
 			return f.forge(t, issued, func(_ map[string]any, c jwt.MapClaims) { c["iss"] = "https://evil.example.com" }, nil)
 		}, f.now, "issuer"},
-		{"missing typ", func() string { return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { delete(h, "typ") }, nil) }, f.now, "typ"},
-		{"typ JWT", func() string { return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = "JWT" }, nil) }, f.now, "typ"},
-		{"unknown kid", func() string { return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { h["kid"] = "ed_unknown" }, nil) }, f.now, "unknown signing key"},
-		{"missing kid", func() string { return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { delete(h, "kid") }, nil) }, f.now, "unknown signing key"},
+		{"missing typ", func() string {
+			return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { delete(h, "typ") }, nil)
+		}, f.now, "typ"},
+		{"typ JWT", func() string {
+			return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { h["typ"] = "JWT" }, nil)
+		}, f.now, "typ"},
+		{"unknown kid", func() string {
+			return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { h["kid"] = "ed_unknown" }, nil)
+		}, f.now, "unknown signing key"},
+		{"missing kid", func() string {
+			return f.forge(t, issued, func(h map[string]any, _ jwt.MapClaims) { delete(h, "kid") }, nil)
+		}, f.now, "unknown signing key"},
 		{"expired", func() string { return issued.Token }, f.now.Add(901 * time.Second), "expired"},
 		{"not yet valid", func() string {
 			return f.forge(t, issued, func(_ map[string]any, c jwt.MapClaims) { c["nbf"] = f.now.Add(time.Hour).Unix() }, nil)
 		}, f.now, "not valid yet"},
-		{"no expiry", func() string { return f.forge(t, issued, func(_ map[string]any, c jwt.MapClaims) { delete(c, "exp") }, nil) }, f.now, "exp"},
+		{"no expiry", func() string {
+			return f.forge(t, issued, func(_ map[string]any, c jwt.MapClaims) { delete(c, "exp") }, nil)
+		}, f.now, "exp"},
 		{"a jti this manager never issued", func() string {
 			return f.forge(t, issued, func(_ map[string]any, c jwt.MapClaims) { c["jti"] = uuid.NewString() }, nil)
 		}, f.now, "not issued"},
