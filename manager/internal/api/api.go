@@ -72,6 +72,11 @@ func New(cfg Config) (http.Handler, *Server) {
 	hc.OpenAPIPath = "/api/v1/openapi"
 	hc.DocsPath = ""
 	hc.SchemasPath = "/api/v1/schemas"
+	// Bodies carry exactly their documented fields: no $schema links (the
+	// schemas are in the OpenAPI document), and unknown query parameters
+	// are refused like unknown body fields.
+	hc.CreateHooks = nil
+	hc.RejectUnknownQueryParameters = true
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"apiKey": {Type: "http", Scheme: "bearer", Description: "An admin API key (knk_...), created at bootstrap or with POST /api/v1/api-keys."},
 	}
@@ -81,6 +86,7 @@ func New(cfg Config) (http.Handler, *Server) {
 	s.api.UseMiddleware(s.authenticate)
 
 	s.registerHealth(router)
+	s.registerOAuth(router)
 	s.registerBootstrap()
 	s.registerOrganization()
 	s.registerKeys()
@@ -88,6 +94,7 @@ func New(cfg Config) (http.Handler, *Server) {
 	s.registerTrust()
 	s.registerPolicies()
 	s.registerEnforcement()
+	s.registerVerify()
 	s.registerAudit()
 	return router, s
 }
@@ -184,7 +191,11 @@ func (s *Server) fail(ctx context.Context, err error) error {
 	if inv, ok := fault.AsInvalid(err); ok {
 		details := make([]error, len(inv.Errors))
 		for i, f := range inv.Errors {
-			details[i] = &huma.ErrorDetail{Location: "body." + f.Field, Message: f.Message, Value: f.Value}
+			loc := "body"
+			if f.Field != "" {
+				loc += "." + f.Field
+			}
+			details[i] = &huma.ErrorDetail{Location: loc, Message: f.Message, Value: f.Value}
 		}
 		return huma.Error422UnprocessableEntity("validation failed", details...)
 	}

@@ -3,6 +3,9 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -115,12 +118,15 @@ func newBareEnv(t *testing.T, bootstrapToken string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server listens before the API exists, so the issuer is its real URL.
+	e.srv = httptest.NewUnstartedServer(nil)
 	handler, s := api.New(api.Config{
 		Pool: pool, Sealer: sealer, Log: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now: e.clock.Now, BootstrapToken: bootstrapToken, KeyOverlap: time.Hour, WebhookWindow: 5 * time.Minute,
+		Now: e.clock.Now, Issuer: "http://" + e.srv.Listener.Addr().String(), BootstrapToken: bootstrapToken, KeyOverlap: time.Hour, WebhookWindow: 5 * time.Minute,
 	})
 	e.api = s
-	e.srv = httptest.NewServer(handler)
+	e.srv.Config.Handler = handler
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -267,4 +273,23 @@ func parseUUID(t *testing.T, s string) uuid.UUID {
 		t.Fatalf("not a uuid: %q", s)
 	}
 	return id
+}
+
+// decodeSegment decodes one base64url segment of a JWT.
+func decodeSegment(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(s)
+}
+
+func decodeInto(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if len(raw) > 0 && raw[0] == '{' {
+		if err := json.Unmarshal(raw, v); err != nil {
+			t.Fatalf("response is not JSON: %v\n%s", err, raw)
+		}
+	}
+}
+
+func sha256hex(b []byte) string {
+	d := sha256.Sum256(b)
+	return hex.EncodeToString(d[:])
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/knaight/knaight/manager/internal/agents"
+	"github.com/knaight/knaight/manager/internal/enforce"
 	"github.com/knaight/knaight/manager/internal/trust"
 )
 
@@ -38,8 +39,9 @@ func (s *Server) SweepOnce(ctx context.Context) error {
 	expired, err1 := agents.ExpireDue(ctx, s.Pool, now)
 	recomputed, err2 := trust.RecomputeDue(ctx, s.Pool, trustMaxAge, now)
 	err3 := s.webhook().ForgetDeliveries(ctx, s.Pool, now)
+	err4 := enforce.ForgetReplays(ctx, s.Pool, now)
 	if expired > 0 || recomputed > 0 {
 		s.Log.InfoContext(ctx, "sweep", "ans_expired", expired, "trust_recomputed", recomputed)
 	}
-	return errors.Join(err1, err2, err3)
+	return errors.Join(err1, err2, err3, err4)
 }

@@ -90,7 +90,7 @@ func TestReadmeWalkthroughAgainstMakeRun(t *testing.T) {
 		t.Fatalf("walkthrough failed: %v\n%s", err, out)
 	}
 	t.Logf("walkthrough output:\n%s", out)
-	for _, want := range []string{`"required": "L3"`, `"satisfied": true`, `"level": "L3"`, `"location": "body.value"`, `"SUSPENDED"`, `"ok": true`, "ANS_STATUS_CHANGED"} {
+	for _, want := range []string{`"required": "L3"`, `"satisfied": true`, `"level": "L3"`, `"location": "body.value"`, `"SUSPENDED"`, `"ok": true`, "ANS_STATUS_CHANGED", `"token_type": "Bearer"`, `{"active":false}`, "TOKENS_REVOKED", `"loa": 2`} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, out)
 		}
