@@ -198,9 +198,6 @@ func vmTest(t *testing.T, hooks bool, body func(t *testing.T, vm types.VMContext
 		body(t, NewVMContext())
 	})
 	t.Run("wasm", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("-short: not building plugin.wasm")
-		}
 		wasm := compiledPlugin(t, hooks)
 		vm, err := proxytest.NewWasmVMContext(wasm)
 		if err != nil {

@@ -192,7 +192,7 @@ func FuzzGlob(f *testing.F) {
 		// The regexp reference works on runes; on valid UTF-8 that is the
 		// same as matching bytes, which is all a validated pattern contains.
 		if !utf8.ValidString(pattern) || !utf8.ValidString(s) || len(pattern) > MaxEndpointLen || len(s) > 4*MaxEndpointLen {
-			t.Skip()
+			return
 		}
 		want := globRegexp(pattern).MatchString(s)
 		if got := glob(pattern, s); got != want {
