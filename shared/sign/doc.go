@@ -53,9 +53,10 @@
 //
 // The request target is the origin-form target exactly as sent on the request
 // line, with no decoding, re-encoding or path cleaning: the only change is
-// that a "?" ending the target with an empty query is dropped, so "/mcp?"
-// and "/mcp" are the same. The body hash of a request without a body is the
-// SHA-256 of the empty string,
+// that when the query is empty (the first "?" is the last byte) that "?" is
+// dropped, so "/mcp?" and "/mcp" are the same. The body is hashed exactly as
+// sent, after any Content-Encoding. The body hash of a request without a
+// body is the SHA-256 of the empty string,
 // e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855. The
 // method must be an HTTP token, the target must start with "/", and no line
 // may contain control characters or invalid UTF-8.
@@ -65,12 +66,14 @@
 // manager shows agents their 32-byte key in base64url: decode it first).
 // Keys shorter than 16 bytes are refused.
 //
-// For example, the first milestone's example request
+// For example, the first milestone's example request signed with the
+// 32-byte key 00 01 02 ... 1f
 //
 //	POST /api/v1/enforcement/verify
-//	X-SCK-Timestamp: 2025-01-25T10:00:00Z
 //	X-SCK-ANS-ID: service.knaight
+//	X-SCK-Timestamp: 2025-01-25T10:00:00Z
 //	X-SCK-Organization: org-123
+//	X-SCK-Signature: hmac-sha256=60cb41be9586ab1e245e2f9f4fceacade9a2177257073d83030f0603d73dfa87
 //
 //	{"action": "invoke"}
 //
@@ -83,19 +86,13 @@
 //	b6a1ca5807d5711041a8315e66ba4bcc9405279f7c396a9fc5f1326dee535f1a
 //	service.knaight
 //
-// and, under the 32-byte key 000102...1f (hex), the signature
-//
-//	X-SCK-Signature: hmac-sha256=60cb41be9586ab1e245e2f9f4fceacade9a2177257073d83030f0603d73dfa87
-//
-// testdata/vectors.json has this and the other golden vectors.
-//
 // # Verification
 //
 // A verifier accepts a request when the signature matches under one of the
 // agent's keys (several during a key rotation's overlap), compared in
 // constant time, and the timestamp is at most the skew window (5 minutes by
-// default) before or after its clock: exactly the window is accepted, one
-// second more is not. With replay protection, a signature is accepted once:
+// default) before or after its clock: exactly the window is accepted,
+// anything beyond it (even a millisecond) is not. With replay protection, a signature is accepted once:
 // it is recorded after it verified, until the timestamp plus the window,
 // which makes each signature usable once within its 2×window of validity. A
 // client that retries must sign again; two identical requests signed in the
@@ -123,9 +120,11 @@
 //				return
 //			}
 //			r.Body = io.NopCloser(bytes.NewReader(body))
-//			next.ServeHTTP(w, r.WithContext(withAgent(r.Context(), h.Agent)))
+//			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), agentKey{}, h.Agent)))
 //		})
 //	}
 //
-// Example (Upstream) is the same, runnable.
+// The key lookup may return several keys during a rotation, and an error from
+// it should be answered with 503 rather than 401. Example (Upstream) is the
+// same middleware, runnable.
 package sign

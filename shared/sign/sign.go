@@ -169,10 +169,13 @@ func Sign(key []byte, r Request) (string, error) {
 	var buf canonBuf
 	msg := buf.build(r)
 	sum := macPrefixed(key, msg)
-	out := make([]byte, 0, len(SignaturePrefix)+hex.EncodedLen(len(sum)))
-	out = append(out, SignaturePrefix...)
-	out = hex.AppendEncode(out, sum[:])
-	return string(out), nil
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], sum[:])
+	var out strings.Builder
+	out.Grow(len(SignaturePrefix) + len(hx))
+	out.WriteString(SignaturePrefix)
+	out.Write(hx[:])
+	return out.String(), nil
 }
 
 // blockSize is the SHA-256 block size, the HMAC key block.
