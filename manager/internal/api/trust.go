@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/knaight/knaight/manager/internal/agents"
 	"github.com/knaight/knaight/manager/internal/auth"
 	"github.com/knaight/knaight/manager/internal/db"
 	"github.com/knaight/knaight/manager/internal/fault"
@@ -172,7 +173,7 @@ func (s *Server) registerTrust() {
 		Summary: "List an agent's trust signals", Tags: tags, Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *idPath) (*signalsOutput, error) {
 		org := principal(ctx).OrganizationID
-		if _, err := trust.AssessAgent(ctx, s.Pool, org, in.ID, s.Now()); err != nil {
+		if _, err := agents.Get(ctx, s.Pool, org, in.ID); err != nil {
 			return nil, s.fail(ctx, err)
 		}
 		var out signalsOutput
