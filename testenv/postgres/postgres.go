@@ -323,7 +323,8 @@ var freePort = func() (int, error) {
 func portTaken(log string) bool {
 	return strings.Contains(log, "could not bind") ||
 		strings.Contains(log, "Address already in use") ||
-		strings.Contains(log, "could not create any TCP/IP sockets")
+		strings.Contains(log, "could not create any TCP/IP sockets") ||
+		strings.Contains(log, "already running on port")
 }
 
 // Connect wraps an already running server given by a postgres:// URL for a
