@@ -95,6 +95,7 @@ func New(cfg Config) (http.Handler, *Server) {
 	s.registerPolicies()
 	s.registerEnforcement()
 	s.registerVerify()
+	s.registerBundles()
 	s.registerAudit()
 	return router, s
 }
