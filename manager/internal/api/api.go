@@ -87,6 +87,7 @@ func New(cfg Config) (http.Handler, *Server) {
 
 	s.registerHealth(router)
 	s.registerOAuth(router)
+	s.registerBundleService(router)
 	s.registerBootstrap()
 	s.registerOrganization()
 	s.registerKeys()
