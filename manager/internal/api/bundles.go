@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -11,6 +13,8 @@ import (
 	"github.com/knaight/knaight/manager/internal/auth"
 	"github.com/knaight/knaight/manager/internal/bundles"
 	"github.com/knaight/knaight/manager/internal/db"
+	"github.com/knaight/knaight/manager/internal/fault"
+	"github.com/knaight/knaight/manager/internal/policies"
 	"github.com/knaight/knaight/shared/policy"
 )
 
@@ -18,7 +22,7 @@ type compileBundleInput struct {
 	Body struct {
 		OrganizationID uuid.UUID   `json:"organizationId" doc:"Must be the caller's organization."`
 		Version        string      `json:"version" minLength:"1" maxLength:"100" pattern:"^[A-Za-z0-9][A-Za-z0-9._+-]*$" doc:"Unique per environment; the bundle's manifest revision."`
-		Environment    string      `json:"environment" enum:"development,staging,production"`
+		Environment    string      `json:"environment,omitempty" enum:"development,staging,production" doc:"The environment the bundle is for. May be left out (as Milestone 3 clients do) when policies are named: it is then their common environment."`
 		Artifacts      []string    `json:"artifacts,omitempty" maxItems:"64" doc:"What the bundle was compiled for (recorded)."`
 		Policies       []uuid.UUID `json:"policies,omitempty" maxItems:"256" doc:"Ids of the policies to include, all of the environment; empty: every policy of the organization in the environment."`
 		Controls       []string    `json:"controls,omitempty" maxItems:"64" doc:"Controls the bundle implements (recorded)."`
@@ -85,8 +89,12 @@ func (s *Server) registerBundles() {
 		}
 		var out bundleOutput
 		err := db.InTx(ctx, s.Pool, func(tx pgx.Tx) (err error) {
+			env, err := bundleEnvironment(ctx, tx, p.OrganizationID, in.Body.Environment, in.Body.Policies)
+			if err != nil {
+				return err
+			}
 			out.Body, err = bundles.Compile(ctx, tx, p.OrganizationID, bundles.CompileRequest{
-				Version: in.Body.Version, Environment: policy.Environment(in.Body.Environment), PolicyIDs: in.Body.Policies,
+				Version: in.Body.Version, Environment: env, PolicyIDs: in.Body.Policies,
 				Artifacts: in.Body.Artifacts, Controls: in.Body.Controls,
 			}, p.Actor(), s.Now())
 			return err
@@ -181,4 +189,30 @@ func (s *Server) registerBundles() {
 		}
 		return &tarballOutput{ContentType: bundles.MediaType, ETag: `"` + bundles.ContentHash(t) + `"`, Body: t}, nil
 	})
+}
+
+// bundleEnvironment is the environment a compile request is for: the one it
+// names, else the common environment of the policies it names.
+func bundleEnvironment(ctx context.Context, tx pgx.Tx, org uuid.UUID, named string, ids []uuid.UUID) (policy.Environment, error) {
+	if named != "" {
+		return policy.Environment(named), nil
+	}
+	if len(ids) == 0 {
+		return "", fault.Field("environment", "required when no policies are named", nil)
+	}
+	var env policy.Environment
+	for i, id := range ids {
+		pol, err := policies.Get(ctx, tx, org, id)
+		if errors.Is(err, fault.ErrNotFound) {
+			return "", fault.Field(fmt.Sprintf("policies[%d]", i), "no such policy in this organization", id)
+		}
+		if err != nil {
+			return "", err
+		}
+		if env != "" && pol.Environment != env {
+			return "", fault.Field(fmt.Sprintf("policies[%d]", i), fmt.Sprintf("is a %s policy, the others are %s: name the environment, and only its policies", pol.Environment, env), id)
+		}
+		env = pol.Environment
+	}
+	return env, nil
 }
