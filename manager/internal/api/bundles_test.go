@@ -21,12 +21,8 @@ const bundlesPath = "/api/v1/enforcement/bundles"
 
 func (e *env) compileBundle(version, environment string, extra map[string]any) response {
 	e.t.Helper()
-	body := map[string]any{"organizationId": e.org.ID, "version": version, "environment": environment,
-		"artifacts": []string{"artifact-1"}, "controls": []string{"SOC2-CC6.1"}}
-	for k, v := range extra {
-		body[k] = v
-	}
-	return e.must(201, "POST", bundlesPath+"/compile", e.admin, body)
+	return e.must(201, "POST", bundlesPath+"/compile", e.admin, patched(map[string]any{"organizationId": e.org.ID, "version": version, "environment": environment,
+		"artifacts": []string{"artifact-1"}, "controls": []string{"SOC2-CC6.1"}}, extra))
 }
 
 func (e *env) bundleStatus(id string) string {
@@ -255,11 +251,7 @@ func TestCompileBundleBadInput(t *testing.T) {
 	e.compileBundle("taken", "production", nil)
 
 	good := func(extra map[string]any) map[string]any {
-		b := map[string]any{"organizationId": e.org.ID, "version": "v9", "environment": "production"}
-		for k, v := range extra {
-			b[k] = v
-		}
-		return b
+		return patched(map[string]any{"organizationId": e.org.ID, "version": "v9", "environment": "production"}, extra)
 	}
 	for _, c := range []struct {
 		name     string

@@ -20,16 +20,9 @@ func (e *env) withAudience(alg string) {
 // issue issues a token for agent and returns the response.
 func (e *env) issue(agent string, extra map[string]any) response {
 	e.t.Helper()
-	body := map[string]any{"organizationId": e.org.ID, "agentId": agent, "loaLevel": 3, "scope": []string{"mcp:read", "mcp:invoke"},
-		"artifactId": "artifact-1", "artifactType": "MCP_POLICY", "issuerId": "issuer-456"}
-	for k, v := range extra {
-		if v == nil {
-			delete(body, k)
-		} else {
-			body[k] = v
-		}
-	}
-	return e.must(201, "POST", "/api/v1/enforcement/tokens/issue", e.admin, body)
+	return e.must(201, "POST", "/api/v1/enforcement/tokens/issue", e.admin, patched(map[string]any{
+		"organizationId": e.org.ID, "agentId": agent, "loaLevel": 3, "scope": []string{"mcp:read", "mcp:invoke"},
+		"artifactId": "artifact-1", "artifactType": "MCP_POLICY", "issuerId": "issuer-456"}, extra))
 }
 
 func (e *env) introspect(token string) response {
@@ -123,15 +116,7 @@ func TestIssueTokenBadInput(t *testing.T) {
 	e.withAudience("EdDSA")
 
 	base := func(m map[string]any) map[string]any {
-		b := map[string]any{"organizationId": e.org.ID.String(), "agentId": agent, "loaLevel": 2, "scope": []string{"mcp:read"}}
-		for k, v := range m {
-			if v == nil {
-				delete(b, k)
-			} else {
-				b[k] = v
-			}
-		}
-		return b
+		return patched(map[string]any{"organizationId": e.org.ID.String(), "agentId": agent, "loaLevel": 2, "scope": []string{"mcp:read"}}, m)
 	}
 	tests := []struct {
 		name     string

@@ -293,3 +293,16 @@ func sha256hex(b []byte) string {
 	d := sha256.Sum256(b)
 	return hex.EncodeToString(d[:])
 }
+
+// patched returns base with changes applied: a nil value removes the key.
+// Bad-input rows are written as changes to one good body.
+func patched(base, changes map[string]any) map[string]any {
+	for k, v := range changes {
+		if v == nil {
+			delete(base, k)
+		} else {
+			base[k] = v
+		}
+	}
+	return base
+}

@@ -9,20 +9,12 @@ func TestPolicies(t *testing.T) {
 	e := newEnv(t)
 	tmpl := e.templateID("deployer")
 	good := func(m map[string]any) map[string]any {
-		b := map[string]any{
+		return patched(map[string]any{
 			"roleTemplateId": tmpl, "environment": "production", "minTrustLevel": "L4", "minLoa": 3,
 			"requiredScopes":   []string{"mcp:invoke"},
 			"allowedEndpoints": []string{"tools/list", "tools/call:deploy_*", "resources/read:file:///runbooks/*"},
 			"constraints":      map[string]any{"maxBodyBytes": 65536, "timeWindows": []any{map[string]any{"days": []string{"mon", "tue"}, "start": "08:00", "end": "18:00"}}},
-		}
-		for k, v := range m {
-			if v == nil {
-				delete(b, k)
-			} else {
-				b[k] = v
-			}
-		}
-		return b
+		}, m)
 	}
 	created := e.must(201, "POST", "/api/v1/policies", e.admin, good(nil))
 	id := created.str("id")

@@ -86,15 +86,7 @@ func TestSignalValidation(t *testing.T) {
 	agent := e.registerAgent("bot", e.templateID("r"), "staging").str("id")
 	now := e.clock.Now()
 	ok := func(m map[string]any) map[string]any {
-		b := map[string]any{"source": "github", "kind": "github.org_verified", "value": 1, "observedAt": now.Format(time.RFC3339)}
-		for k, v := range m {
-			if v == nil {
-				delete(b, k)
-			} else {
-				b[k] = v
-			}
-		}
-		return b
+		return patched(map[string]any{"source": "github", "kind": "github.org_verified", "value": 1, "observedAt": now.Format(time.RFC3339)}, m)
 	}
 	tests := []struct {
 		name     string

@@ -73,15 +73,7 @@ func TestVerifySignedRequests(t *testing.T) {
 	})
 
 	described := func(h map[string]string, m map[string]any) map[string]any {
-		d := map[string]any{"method": "POST", "target": "/mcp?session=1", "body": string(body), "headers": h}
-		for k, v := range m {
-			if v == nil {
-				delete(d, k)
-			} else {
-				d[k] = v
-			}
-		}
-		return d
+		return patched(map[string]any{"method": "POST", "target": "/mcp?session=1", "body": string(body), "headers": h}, m)
 	}
 	good := func() map[string]string { return signed(t, secret, ans, "POST", "/mcp?session=1", body, now, false) }
 	otherKey := signed(t, other.str("hmacKey.secret"), ans, "POST", "/mcp?session=1", body, now, false)
