@@ -285,7 +285,17 @@ func checkNumber(s, what string) error {
 	return nil
 }
 
-// checkHost checks a lowercased host name (see Name).
+// CheckHost checks a DNS host name as ANS v2 names use it (see Name): lower
+// case LDH labels, at least two, no trailing dot, a top-level label that is
+// not all digits. The error wraps ErrInvalidName and says what is wrong.
+func CheckHost(h string) error {
+	if h != asciiLower(h) {
+		return invalid("host %q: must be lower case", h)
+	}
+	return checkHost(h)
+}
+
+// checkHost checks a lowercased host name.
 func checkHost(h string) error {
 	if h == "" {
 		return invalid("host: empty")

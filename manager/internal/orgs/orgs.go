@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/knaight/knaight/manager/internal/ans"
 	"github.com/knaight/knaight/manager/internal/auth"
 	"github.com/knaight/knaight/manager/internal/db"
 	"github.com/knaight/knaight/manager/internal/fault"
@@ -40,10 +41,7 @@ type New struct {
 	ANSDomain string `json:"ansDomain" minLength:"3" maxLength:"200" doc:"DNS suffix of the organization's agents' ANS names, e.g. agents.example.com."`
 }
 
-var (
-	slugRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	hostRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$`)
-)
+var slugRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // Validate reports every invalid field of n.
 func (n New) Validate() error {
@@ -54,8 +52,9 @@ func (n New) Validate() error {
 	if len(n.Slug) > 63 || !slugRe.MatchString(n.Slug) {
 		inv.Add("slug", "must be 1 to 63 lowercase letters, digits or inner hyphens", n.Slug)
 	}
-	if len(n.ANSDomain) > 200 || !hostRe.MatchString(n.ANSDomain) {
-		inv.Add("ansDomain", "must be a lowercase DNS name with at least two labels, such as agents.example.com", n.ANSDomain)
+	if err := ans.CheckHost(n.ANSDomain); err != nil || len(n.ANSDomain) > 200 {
+		// Agents are named <label>.<ansDomain>: keep room for a 63-byte label.
+		inv.Add("ansDomain", "must be a lowercase DNS name with at least two labels, at most 200 bytes, such as agents.example.com", n.ANSDomain)
 	}
 	return inv.Err()
 }
