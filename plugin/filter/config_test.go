@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/knaight/knaight/shared/policy"
 )
@@ -11,65 +12,124 @@ import (
 // ParseConfig is pure Go, so it is tested natively only; filter_test.go runs
 // the same rules through OnPluginStart, natively and in the compiled binary.
 
+// withField returns the fixture configuration with one field replaced (or
+// removed, for value ""), as raw JSON.
+func withField(field, value string) string {
+	base := map[string]string{
+		"organization": `"acme"`, "environment": `"production"`, "managerCluster": `"knaight_manager"`,
+		"managerAuthority": `"manager.internal"`, "gatewayCredential": `"` + fxCred.String() + `"`,
+		"snapshotKeys": `{"snap_1": "` + strings.Repeat("A", 43) + `="}`, "resource": `"` + fxResource + `"`,
+	}
+	if value == "" {
+		delete(base, field)
+	} else {
+		base[field] = value
+	}
+	var parts []string
+	for _, k := range knownFields {
+		if v, ok := base[k]; ok {
+			parts = append(parts, `"`+k+`": `+v)
+		}
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
 func TestParseConfigAccepts(t *testing.T) {
-	cases := []struct {
-		config string
-		want   Config
-	}{
-		{`{"organization":"acme","environment":"development"}`, Config{"acme", policy.Development}},
-		{"\n { \"environment\" : \"staging\", \"organization\" : \"a-1\" } \n", Config{"a-1", policy.Staging}},
-		{`{"organization":"` + strings.Repeat("a", 63) + `","environment":"production"}`, Config{strings.Repeat("a", 63), policy.Production}},
-		{`{"organization":"7","environment":"production"}`, Config{"7", policy.Production}},
-	}
-	for _, tc := range cases {
-		got, err := ParseConfig([]byte(tc.config))
+	t.Run("defaults", func(t *testing.T) {
+		c, err := ParseConfig([]byte(withField("service", "")))
 		if err != nil {
-			t.Errorf("ParseConfig(%s): %v", tc.config, err)
-			continue
+			t.Fatal(err)
 		}
-		if got != tc.want {
-			t.Errorf("ParseConfig(%s) = %+v, want %+v", tc.config, got, tc.want)
+		if c.Organization != "acme" || c.Environment != policy.Production || c.ManagerCluster != "knaight_manager" ||
+			c.ManagerAuthority != "manager.internal" || c.Credential.GatewayID != fxGateway || len(c.SnapshotKeys["snap_1"]) != 32 ||
+			c.Resource != fxResource || c.PollWait != 30*time.Second || c.FlushInterval != time.Second ||
+			c.MaxBodyBytes != 1<<20 || c.MaxStaleness != 5*time.Minute || c.QueueLimit != 10000 || c.Service {
+			t.Errorf("ParseConfig = %+v", c)
 		}
-	}
+		if c.metadataURL != "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" ||
+			c.metadataPaths != [2]string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"} {
+			t.Errorf("metadata %q %q", c.metadataURL, c.metadataPaths)
+		}
+	})
+	t.Run("every optional field", func(t *testing.T) {
+		cfg := strings.TrimSuffix(withField("service", "true"), "}") +
+			`, "pollWaitSeconds": 0, "flushIntervalMillis": 250, "maxBodyBytes": 10, "maxStalenessSeconds": 90, "queueLimit": 5}`
+		c, err := ParseConfig([]byte(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Service || c.PollWait != 0 || c.FlushInterval != 250*time.Millisecond || c.MaxBodyBytes != 10 ||
+			c.MaxStaleness != 90*time.Second || c.QueueLimit != 5 {
+			t.Errorf("ParseConfig = %+v", c)
+		}
+	})
+	t.Run("resource at the root", func(t *testing.T) {
+		c, err := ParseConfig([]byte(withField("resource", `"http://mcp.local:8080/"`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.metadataURL != "http://mcp.local:8080/.well-known/oauth-protected-resource" {
+			t.Errorf("metadata URL %q", c.metadataURL)
+		}
+	})
 }
 
 func TestParseConfigRejects(t *testing.T) {
 	cases := []struct {
-		config, field string
+		name, config, field string
 	}{
-		{``, ""},
-		{`null`, ""},
-		{`"acme"`, ""},
-		{`{`, ""},
-		{`{"organization":"acme","environment":"production"`, ""},
-		{`{"organization":"acme","environment":"production"}}`, ""},
-		{`{}`, "organization"},
-		{`{"organization":null,"environment":"production"}`, "organization"},
-		{`{"organization":"","environment":"production"}`, "organization"},
-		{`{"organization":"-acme","environment":"production"}`, "organization"},
-		{`{"organization":"acme-","environment":"production"}`, "organization"},
-		{`{"organization":"ac_me","environment":"production"}`, "organization"},
-		{`{"organization":"` + strings.Repeat("a", 64) + `","environment":"production"}`, "organization"},
-		{`{"organization":["acme"],"environment":"production"}`, "organization"},
-		{`{"organization":"acme","organization":"acme","environment":"production"}`, "organization"},
-		{`{"organization":"acme","environment":"Production"}`, "environment"},
-		{`{"organization":"acme","environment":" production"}`, "environment"},
-		{`{"organization":"acme","environment":null}`, "environment"},
-		{`{"organization":"acme","ENVIRONMENT":"production"}`, "ENVIRONMENT"},
-		{`{"organization":"acme","environment":"production","snapshotUrl":"x"}`, "snapshotUrl"},
+		{"empty", ``, ""},
+		{"null", `null`, ""},
+		{"a string", `"acme"`, ""},
+		{"truncated", `{`, ""},
+		{"trailing brace", withField("service", "") + `}`, ""},
+		{"missing organization", withField("organization", ""), "organization"},
+		{"null organization", withField("organization", "null"), "organization"},
+		{"bad slug", withField("organization", `"-acme"`), "organization"},
+		{"long slug", withField("organization", `"`+strings.Repeat("a", 64)+`"`), "organization"},
+		{"array organization", withField("organization", `["acme"]`), "organization"},
+		{"repeated organization", strings.Replace(withField("service", ""), "{", `{"organization": "acme", `, 1), "organization"},
+		{"cased environment value", withField("environment", `"Production"`), "environment"},
+		{"missing environment", withField("environment", ""), "environment"},
+		{"missing cluster", withField("managerCluster", ""), "managerCluster"},
+		{"authority with scheme", withField("managerAuthority", `"https://manager"`), "managerAuthority"},
+		{"missing credential", withField("gatewayCredential", ""), "gatewayCredential"},
+		{"api key as credential", withField("gatewayCredential", `"knk_abc_def"`), "gatewayCredential"},
+		{"short credential secret", withField("gatewayCredential", `"kngw.gw.c2hvcnQ"`), "gatewayCredential"},
+		{"no snapshot keys", withField("snapshotKeys", ""), "snapshotKeys"},
+		{"empty snapshot keys", withField("snapshotKeys", `{}`), "snapshotKeys"},
+		{"short snapshot key", withField("snapshotKeys", `{"k": "AAAA"}`), "snapshotKeys"},
+		{"snapshot key not a string", withField("snapshotKeys", `{"k": 1}`), "snapshotKeys.k"},
+		{"missing resource", withField("resource", ""), "resource"},
+		{"relative resource", withField("resource", `"/mcp"`), "resource"},
+		{"resource with fragment", withField("resource", `"https://mcp.example.com/mcp#x"`), "resource"},
+		{"negative body limit", withField("maxBodyBytes", `0`), "maxBodyBytes"},
+		{"huge body limit", withField("maxBodyBytes", `1000000000`), "maxBodyBytes"},
+		{"fractional wait", withField("pollWaitSeconds", `1.5`), "pollWaitSeconds"},
+		{"long wait", withField("pollWaitSeconds", `61`), "pollWaitSeconds"},
+		{"tiny staleness", withField("maxStalenessSeconds", `1`), "maxStalenessSeconds"},
+		{"string flush", withField("flushIntervalMillis", `"10"`), "flushIntervalMillis"},
+		{"zero queue", withField("queueLimit", `0`), "queueLimit"},
+		{"service not a bool", withField("service", `"yes"`), "service"},
+		{"differently cased field", strings.Replace(withField("service", ""), `"resource"`, `"Resource"`, 1), "Resource"},
+		{"unknown field", strings.Replace(withField("service", ""), "{", `{"mode": "allow", `, 1), "mode"},
 	}
 	for _, tc := range cases {
-		_, err := ParseConfig([]byte(tc.config))
-		var ce *ConfigError
-		if !errors.As(err, &ce) {
-			t.Errorf("ParseConfig(%s) = %v, want a *ConfigError", tc.config, err)
-			continue
-		}
-		if ce.Field != tc.field {
-			t.Errorf("ParseConfig(%s): field %q, want %q (%v)", tc.config, ce.Field, tc.field, err)
-		}
-		if tc.field != "" && !strings.Contains(err.Error(), `"`+tc.field+`"`) {
-			t.Errorf("ParseConfig(%s): %q does not name the field", tc.config, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.config))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("ParseConfig(%s) = %v, want a *ConfigError", tc.config, err)
+			}
+			if ce.Field != tc.field {
+				t.Errorf("field %q, want %q (%v)", ce.Field, tc.field, err)
+			}
+			if tc.field != "" && !strings.Contains(err.Error(), `"`+tc.field+`"`) {
+				t.Errorf("%q does not name the field", err)
+			}
+			if strings.Contains(err.Error(), fxCred.String()[20:]) {
+				t.Errorf("%q shows the credential", err)
+			}
+		})
 	}
 }

@@ -4,13 +4,16 @@
 // NewVMContext with the SDK, so that everything here can be tested natively
 // and against the compiled WebAssembly binary alike.
 //
-// The filter decides from a policy snapshot that the manager signs and
-// pushes, and when it has no snapshot it fails closed. This first version has
-// no snapshot source yet, so it is honest about it: it validates its plugin
-// configuration (see Config) and answers every HTTP request itself with 503,
-// reason snapshot_unavailable, and a JSON-RPC error body, never forwarding
-// anything upstream. Snapshot polling and the token, HMAC and policy checks
-// come later.
+// The filter decides from a snapshot the manager signs and pushes (contract
+// 1): one VM per proxy polls it (poller.go) and publishes it in shared data,
+// and every VM decodes it once per version (state.go). Each request then
+// runs the checks of the architecture's request sequence (http.go): the
+// token, the request signature with its timestamp and replay check, the
+// agent's pinned identity, the MCP message and the policy. An allowed
+// request is re-signed for the upstream; a denied one gets a local response
+// with a JSON-RPC error body and the reason. Every decision becomes a record
+// (contract 2) that the poller reports to the manager. Without a fresh
+// snapshot the filter fails closed.
 //
 // The SDK does not recover panics, and a panic that escapes a callback
 // crashes the VM. Every callback here therefore recovers: a panic while
@@ -20,14 +23,19 @@ package filter
 
 import (
 	"errors"
+	"strings"
+	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/knaight/knaight/shared/decision"
 )
 
 // Names of the guarded callbacks, passed to testHook and used in logs.
 const (
 	cbPluginStart      = "plugin_start"
+	cbTick             = "tick"
 	cbRequestHeaders   = "request_headers"
 	cbRequestBody      = "request_body"
 	cbRequestTrailers  = "request_trailers"
@@ -36,6 +44,9 @@ const (
 	cbResponseTrailers = "response_trailers"
 	cbStreamDone       = "stream_done"
 )
+
+// tokenCacheSize bounds the verified tokens one VM keeps.
+const tokenCacheSize = 10000
 
 // NewVMContext returns the filter's root context, to be registered with
 // proxywasm.SetVMContext in the plugin's init (or handed to the SDK's
@@ -56,10 +67,17 @@ func (*vmContext) NewPluginContext(uint32) types.PluginContext {
 }
 
 // pluginContext implements types.PluginContext: one per filter
-// configuration.
+// configuration and VM. It holds the VM's view of the snapshot, its token
+// cache and, when it holds the lease, the poller role.
 type pluginContext struct {
 	types.DefaultPluginContext
-	config Config
+	config  Config
+	keys    sharedKeys
+	view    *view
+	tokens  *tokenCache
+	metrics *metrics
+	poller  *poller
+	queueID uint32
 }
 
 // OnPluginStart reads and validates the plugin configuration. An invalid or
@@ -90,114 +108,70 @@ func (p *pluginContext) OnPluginStart(pluginConfigurationSize int) (status types
 		return types.OnPluginStartStatusFailed
 	}
 	p.config = cfg
-	proxywasm.LogInfof("knaight: filter started for organization %q, environment %q; no policy snapshot source yet, so every request is denied with %d (%s)",
-		cfg.Organization, cfg.Environment, StatusUnavailable, ReasonSnapshotUnavailable)
+	p.keys = newSharedKeys(cfg)
+	p.tokens = newTokenCache(tokenCacheSize)
+	p.metrics = newMetrics()
+	p.poller = newPoller()
+	if err := p.initReplaySlots(); err != nil {
+		proxywasm.LogCriticalf("knaight: cannot create the replay state in shared data: %v; refusing to start", err)
+		return types.OnPluginStartStatusFailed
+	}
+	if p.queueID, err = proxywasm.RegisterSharedQueue(p.keys.queue); err != nil {
+		proxywasm.LogCriticalf("knaight: cannot register the decision queue: %v; refusing to start", err)
+		return types.OnPluginStartStatusFailed
+	}
+	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(tickPeriod / time.Millisecond)); err != nil {
+		proxywasm.LogCriticalf("knaight: cannot set the tick period: %v; refusing to start", err)
+		return types.OnPluginStartStatusFailed
+	}
+	role := "filter"
+	if cfg.Service {
+		role = "poller service"
+	}
+	proxywasm.LogInfof("knaight: %s started for organization %q, environment %q, gateway %s, manager cluster %q",
+		role, cfg.Organization, cfg.Environment, cfg.Credential.GatewayID, cfg.ManagerCluster)
 	return types.OnPluginStartStatusOK
+}
+
+// OnTick runs the poller role.
+func (p *pluginContext) OnTick() {
+	defer p.recoverCallback(cbTick)
+	callTestHook(cbTick)
+	p.onTick(time.Now())
+}
+
+// OnQueueReady drains the decision queue when this context is the poller.
+func (p *pluginContext) OnQueueReady(uint32) {
+	defer p.recoverCallback("queue_ready")
+	if p.poller.leader {
+		p.drainQueue(time.Now())
+	}
+}
+
+// recoverCallback is deferred by root-context callbacks: a panic there is
+// logged and the VM goes on (the next tick retries).
+func (p *pluginContext) recoverCallback(callback string) {
+	if r := recover(); r != nil {
+		proxywasm.LogCriticalf("knaight: panic in %s: %v", callback, r)
+	}
 }
 
 // NewHttpContext implements types.PluginContext.
 func (p *pluginContext) NewHttpContext(uint32) types.HttpContext {
-	return &httpContext{}
+	return &httpContext{p: p}
 }
 
-// httpContext implements types.HttpContext: one per HTTP stream.
-type httpContext struct {
-	// responded is set once the filter has sent its local response for this
-	// stream, so that no callback sends a second one.
-	responded bool
-}
-
-// OnHttpRequestHeaders denies the request: without a policy snapshot there
-// is nothing to decide from.
-func (h *httpContext) OnHttpRequestHeaders(_ int, _ bool) (action types.Action) {
-	defer h.recoverDeny(cbRequestHeaders, &action)
-	callTestHook(cbRequestHeaders)
-	return h.deny(ReasonSnapshotUnavailable)
-}
-
-// OnHttpRequestBody denies too. After the headers were denied the host does
-// not call it; should it, the request is paused, never forwarded.
-func (h *httpContext) OnHttpRequestBody(_ int, _ bool) (action types.Action) {
-	defer h.recoverDeny(cbRequestBody, &action)
-	callTestHook(cbRequestBody)
-	return h.deny(ReasonSnapshotUnavailable)
-}
-
-// OnHttpRequestTrailers denies, as OnHttpRequestBody does.
-func (h *httpContext) OnHttpRequestTrailers(_ int) (action types.Action) {
-	defer h.recoverDeny(cbRequestTrailers, &action)
-	callTestHook(cbRequestTrailers)
-	return h.deny(ReasonSnapshotUnavailable)
-}
-
-// OnHttpResponseHeaders lets the response through: the only response a
-// stream can have in this version is the filter's own denial.
-func (h *httpContext) OnHttpResponseHeaders(_ int, _ bool) (action types.Action) {
-	defer h.recoverDeny(cbResponseHeaders, &action)
-	callTestHook(cbResponseHeaders)
-	return types.ActionContinue
-}
-
-// OnHttpResponseBody lets the response body through, as
-// OnHttpResponseHeaders does.
-func (h *httpContext) OnHttpResponseBody(_ int, _ bool) (action types.Action) {
-	defer h.recoverDeny(cbResponseBody, &action)
-	callTestHook(cbResponseBody)
-	return types.ActionContinue
-}
-
-// OnHttpResponseTrailers lets the response trailers through, as
-// OnHttpResponseHeaders does.
-func (h *httpContext) OnHttpResponseTrailers(_ int) (action types.Action) {
-	defer h.recoverDeny(cbResponseTrailers, &action)
-	callTestHook(cbResponseTrailers)
-	return types.ActionContinue
-}
-
-// OnHttpStreamDone only recovers: the stream is over, there is nothing left
-// to deny. Decision reporting will hook in here.
-func (h *httpContext) OnHttpStreamDone() {
-	defer func() {
-		if r := recover(); r != nil {
-			proxywasm.LogCriticalf("knaight: panic in %s: %v", cbStreamDone, r)
-		}
-	}()
-	callTestHook(cbStreamDone)
-}
-
-// deny sends the local 503 response for reason, once per stream, and pauses
-// the stream so that the request never reaches the upstream. If the host
-// refuses the local response the stream stays paused: a hung request is a
-// failure, a forwarded one would be a breach.
-func (h *httpContext) deny(reason Reason) types.Action {
-	if h.responded {
-		return types.ActionPause
+// enqueue hands a decision record to the poller through the shared queue.
+func (p *pluginContext) enqueue(r *decision.Record) {
+	data := appendRecord(make([]byte, 0, 512), r)
+	if err := proxywasm.EnqueueSharedQueue(p.queueID, data); err != nil {
+		p.metrics.queueDropped.Increment(1)
+		proxywasm.LogErrorf("knaight: cannot enqueue decision record %s: %v", r.ID, err)
 	}
-	d := newDenial(reason)
-	if err := proxywasm.SendHttpResponse(d.status, d.headers, d.body, -1); err != nil {
-		proxywasm.LogCriticalf("knaight: cannot send the %d (%s) response: %v; keeping the stream paused", d.status, reason, err)
-		return types.ActionPause
-	}
-	h.responded = true
-	return types.ActionPause
 }
 
-// recoverDeny is deferred by every HTTP callback that can still change the
-// stream. It turns a panic into a denial with reason internal_error: a local
-// 503 unless one was already sent, and ActionPause. It must be deferred
-// directly (recover only works in the deferred call itself).
-func (h *httpContext) recoverDeny(callback string, action *types.Action) {
-	r := recover()
-	if r == nil {
-		return
-	}
-	*action = types.ActionPause // whatever happens below, never continue
-	defer func() {
-		// A second panic while denying must not escape into the SDK either.
-		if r2 := recover(); r2 != nil {
-			*action = types.ActionPause
-		}
-	}()
-	proxywasm.LogCriticalf("knaight: panic in %s: %v; denying the request", callback, r)
-	*action = h.deny(ReasonInternalError)
+// isMetadataPath reports whether path asks for the RFC 9728 metadata.
+func (p *pluginContext) isMetadataPath(path string) bool {
+	path, _, _ = strings.Cut(path, "?")
+	return path == p.config.metadataPaths[0] || path == p.config.metadataPaths[1]
 }
