@@ -140,14 +140,6 @@ func (p *pluginContext) OnTick() {
 	p.onTick(time.Now())
 }
 
-// OnQueueReady drains the decision queue when this context is the poller.
-func (p *pluginContext) OnQueueReady(uint32) {
-	defer p.recoverCallback("queue_ready")
-	if p.poller.leader {
-		p.drainQueue(time.Now())
-	}
-}
-
 // recoverCallback is deferred by root-context callbacks: a panic there is
 // logged and the VM goes on (the next tick retries).
 func (p *pluginContext) recoverCallback(callback string) {

@@ -47,8 +47,7 @@ func vmTest(t *testing.T, hooks bool, body func(t *testing.T, vm types.VMContext
 			t.Fatalf("loading plugin.wasm: %v", err)
 		}
 		t.Cleanup(func() { _ = vm.Close() })
-		var ticks time.Duration
-		testNow = func() time.Time { ticks += time.Millisecond; return guestEpoch.Add(ticks) }
+		testNow = guestClock()
 		t.Cleanup(func() { testNow = time.Now })
 		body(t, vm)
 	})
@@ -76,46 +75,56 @@ func containsLog(logs []string, substr string) bool {
 	return slices.ContainsFunc(logs, func(l string) bool { return strings.Contains(l, substr) })
 }
 
-// builds caches the compiled plugin, once per set of build tags, for the
+// builds caches compiled modules, per package and build tags, for the
 // whole test binary: building takes seconds (more on a cold cache).
 var builds = struct {
 	sync.Mutex
-	wasm map[bool][]byte
-}{wasm: map[bool][]byte{}}
+	wasm map[string][]byte
+}{wasm: map[string][]byte{}}
 
 // compiledPlugin builds the plugin's main package exactly as make wasm does
 // (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared), with -tags
 // knaight_testhooks if hooks, and returns the binary.
-func compiledPlugin(t *testing.T, hooks bool) []byte {
-	t.Helper()
+func compiledPlugin(tb testing.TB, hooks bool) []byte {
+	tags := ""
+	if hooks {
+		tags = "knaight_testhooks"
+	}
+	return compiledModule(tb, "github.com/knaight/knaight/plugin", tags)
+}
+
+// compiledModule builds pkg for wasip1 as a reactor (c-shared) with tags.
+func compiledModule(tb testing.TB, pkg, tags string) []byte {
+	tb.Helper()
 	builds.Lock()
 	defer builds.Unlock()
-	if wasm, ok := builds.wasm[hooks]; ok {
+	key := pkg + " " + tags
+	if wasm, ok := builds.wasm[key]; ok {
 		return wasm
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatalf("the go command is needed to build plugin.wasm: %v", err)
+		tb.Fatalf("the go command is needed to build %s: %v", pkg, err)
 	}
-	out := filepath.Join(t.TempDir(), "plugin.wasm")
+	out := filepath.Join(tb.TempDir(), "module.wasm")
 	args := []string{"build", "-buildmode=c-shared", "-o", out}
-	if hooks {
-		args = append(args, "-tags", "knaight_testhooks")
+	if tags != "" {
+		args = append(args, "-tags", tags)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, append(args, "github.com/knaight/knaight/plugin")...)
+	cmd := exec.CommandContext(ctx, goTool, append(args, pkg)...)
 	cmd.Dir = ".." // the plugin module, so that its go.mod (or the workspace) applies
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	start := time.Now()
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cmd, err, msg)
+		tb.Fatalf("%s: %v\n%s", cmd, err, msg)
 	}
 	wasm, err := os.ReadFile(out)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Logf("built plugin.wasm (%d bytes, hooks=%v) in %v", len(wasm), hooks, time.Since(start).Round(time.Millisecond))
-	builds.wasm[hooks] = wasm
+	tb.Logf("built %s (%d bytes, tags %q) in %v", pkg, len(wasm), tags, time.Since(start).Round(time.Millisecond))
+	builds.wasm[key] = wasm
 	return wasm
 }

@@ -237,7 +237,13 @@ type gateway struct {
 // the fixture's snapshot at that version through its first poll.
 func newGateway(t *testing.T, vm types.VMContext, config string, version uint64) *gateway {
 	t.Helper()
-	host := newHost(t, vm, config, nil)
+	return newGatewayProps(t, vm, config, version, nil)
+}
+
+// newGatewayProps is newGateway with host properties.
+func newGatewayProps(t *testing.T, vm types.VMContext, config string, version uint64, props map[string]string) *gateway {
+	t.Helper()
+	host := newHost(t, vm, config, props)
 	if got := host.StartPlugin(); got != types.OnPluginStartStatusOK {
 		t.Fatalf("StartPlugin = %v; critical logs: %q", got, host.GetCriticalLogs())
 	}

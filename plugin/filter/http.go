@@ -492,11 +492,8 @@ func (h *httpContext) recoverDeny(callback string, action *types.Action) {
 		}
 	}()
 	proxywasm.LogCriticalf("knaight: panic in %s: %v; denying the request", callback, r)
-	if h.allowed && callback != cbRequestHeaders && callback != cbRequestBody && callback != cbRequestTrailers {
-		// The request already went upstream; the response cannot be
-		// denied any more, only cut.
-		return
-	}
+	// Even after an allow: a panic while the upstream's response passes
+	// replaces that response with the 500.
 	h.allowed = false
 	h.decided = false
 	*action = h.deny(decision.InternalError, "gateway internal error: failing closed", h.rpcID)

@@ -12,9 +12,12 @@ import (
 	"github.com/knaight/knaight/shared/policy"
 )
 
-// readEndpoints are the MCP methods that only discover and read.
+// readEndpoints are the MCP methods that only discover and read, and the
+// transport's own: opening the server's event stream (GET) and ending the
+// session (DELETE), which the filter judges as transport/stream and
+// transport/close.
 var readEndpoints = []string{
-	"initialize", "ping", "notifications/*",
+	"initialize", "ping", "notifications/*", "transport/stream", "transport/close",
 	"tools/list", "resources/list", "resources/templates/list", "resources/read", "prompts/list", "prompts/get",
 }
 
