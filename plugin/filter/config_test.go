@@ -99,7 +99,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"no snapshot keys", withField("snapshotKeys", ""), "snapshotKeys"},
 		{"empty snapshot keys", withField("snapshotKeys", `{}`), "snapshotKeys"},
 		{"short snapshot key", withField("snapshotKeys", `{"k": "AAAA"}`), "snapshotKeys"},
-		{"snapshot key not a string", withField("snapshotKeys", `{"k": 1}`), "snapshotKeys.k"},
+		{"snapshot key not a string", withField("snapshotKeys", `{"k": 1}`), "snapshotKeys"},
 		{"missing resource", withField("resource", ""), "resource"},
 		{"relative resource", withField("resource", `"/mcp"`), "resource"},
 		{"resource with fragment", withField("resource", `"https://mcp.example.com/mcp#x"`), "resource"},

@@ -68,7 +68,7 @@ var segmentEncoding = base64.RawURLEncoding.Strict()
 // decodeSegment decodes one segment, accepting only the one canonical
 // encoding of its bytes.
 func decodeSegment(what, s string) ([]byte, error) {
-	if strings.ContainsAny(s, "\r\n") {
+	if strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 {
 		return nil, fmt.Errorf("%w: line break in the %s", ErrMalformed, what)
 	}
 	b, err := segmentEncoding.DecodeString(s)
