@@ -108,7 +108,7 @@ type classifier struct {
 	invalid error // first violation of the JSON-RPC or MCP message shape
 
 	jsonrpc, id, method, params, result, rpcError member
-	name, uri, version                         member
+	name, uri, version                            member
 }
 
 // member is the raw value of an object member, c.b[start:end]; end is 0 when
@@ -126,9 +126,10 @@ func (c *classifier) reject(reason string) {
 	}
 }
 
-func (c *classifier) duplicate() {
+// duplicate records a key that repeats one before it; at is where it starts.
+func (c *classifier) duplicate(at int) {
 	if c.dup == nil {
-		c.dup = fmt.Errorf("%w at offset %d", ErrDuplicateKey, c.i)
+		c.dup = fmt.Errorf("%w at offset %d", ErrDuplicateKey, at)
 	}
 }
 
@@ -160,12 +161,13 @@ func (c *classifier) top() {
 	}
 	var keys keySet
 	for first := true; c.more(first); first = false {
+		at := c.i
 		k := c.key()
 		if c.err != nil {
 			return
 		}
 		if keys.add(k) {
-			c.duplicate()
+			c.duplicate(at)
 		}
 		switch string(k) {
 		case "jsonrpc":
@@ -201,12 +203,13 @@ func (c *classifier) paramsObject() {
 	}
 	var keys keySet
 	for first := true; c.more(first); first = false {
+		at := c.i
 		k := c.key()
 		if c.err != nil {
 			return
 		}
 		if keys.add(k) {
-			c.duplicate()
+			c.duplicate(at)
 		}
 		switch string(k) {
 		case "name":
@@ -234,12 +237,13 @@ func (c *classifier) metaObject() {
 	}
 	var keys keySet
 	for first := true; c.more(first); first = false {
+		at := c.i
 		k := c.key()
 		if c.err != nil {
 			return
 		}
 		if keys.add(k) {
-			c.duplicate()
+			c.duplicate(at)
 		}
 		if string(k) == metaProtocolVersion {
 			c.version = c.member()

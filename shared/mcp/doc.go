@@ -11,9 +11,9 @@
 // whose reflection costs about 16 us per small request in WebAssembly. It
 // reads only the members it needs and checks the rest for well-formedness.
 // Because parsers that disagree about a body are a way to smuggle a request
-// past policy, it rejects what encoding/json would resolve silently: keys
-// that encoding/json would treat as the same (it takes the last duplicate and
-// matches struct fields case-insensitively), invalid UTF-8, and trailing
-// data. The package uses the standard library only and builds for
+// past policy, it rejects what encoding/json resolves silently: keys that
+// encoding/json would treat as the same (it takes the last duplicate and
+// matches struct fields case-insensitively) and invalid UTF-8 (which it
+// replaces). The package uses the standard library only and builds for
 // GOOS=wasip1.
 package mcp

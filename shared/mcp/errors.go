@@ -14,11 +14,13 @@ const (
 	CodeHeaderMismatch = -32020 // MCP 2026-07-28 "HeaderMismatch"
 )
 
-// The errors below are returned wrapped, with a reason and a byte offset for
-// logs (never body content): match them with errors.Is and map them to a
-// JSON-RPC code with Code. Every one of them means "do not forward this
-// request": answer 400 Bad Request with a JSON-RPC error response whose id
-// is null (the id could not be trusted), and do not evaluate policy.
+// The errors below are mostly returned wrapped, with a reason and, from
+// Classify, a byte offset for logs (never body content): match them with
+// errors.Is and map them to a JSON-RPC code with Code. Every one of them
+// means "do not forward this request and do not evaluate policy": answer
+// 400 Bad Request with a JSON-RPC error response. Its id is null after a
+// Classify error (the body's id cannot be trusted) and the Message's ID
+// after ErrHeaderMismatch.
 var (
 	// ErrParse: the body is not well-formed JSON: empty, invalid syntax or
 	// number, invalid UTF-8, a bad escape, data after the value, or nesting

@@ -239,7 +239,9 @@ var plain = func() (t [256]bool) {
 func (s *scanner) str() (escaped bool) {
 	b, i := s.b, s.i+1
 	for {
-		i = plainRun(b, i)
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
 		if i >= len(b) {
 			s.i = i
 			s.fail("unterminated string")
@@ -252,23 +254,15 @@ func (s *scanner) str() (escaped bool) {
 		case c == '\\':
 			escaped = true
 			switch {
-			case i+1 >= len(b):
-				i++
-			case b[i+1] == 'u':
-				if hex4(b[i+2:]) < 0 {
-					s.i = i
-					s.fail(`invalid \u escape`)
-					return escaped
-				}
-				i += 6
-				continue
-			case isSimpleEscape(b[i+1]):
+			case i+1 < len(b) && isSimpleEscape(b[i+1]):
 				i += 2
-				continue
+			case i+1 < len(b) && b[i+1] == 'u' && hex4(b[i+2:]) >= 0:
+				i += 6
+			default:
+				s.i = i
+				s.fail("invalid escape")
+				return escaped
 			}
-			s.i = i
-			s.fail("invalid escape")
-			return escaped
 		case c < 0x20:
 			s.i = i
 			s.fail("control character in string")
@@ -371,12 +365,4 @@ func unescape(b []byte) []byte {
 		}
 	}
 	return out
-}
-
-//go:noinline
-func plainRun(b []byte, i int) int {
-	for i < len(b) && plain[b[i]] {
-		i++
-	}
-	return i
 }
