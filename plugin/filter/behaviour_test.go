@@ -242,6 +242,10 @@ func TestDenials(t *testing.T) {
 			r.body = []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"deploy_app","arguments":{"x":"` + strings.Repeat("a", 5000) + `"}}}`)
 			return r
 		}, 413, decision.BodyTooLarge, "", "null"},
+		{"role without a policy", func(t *testing.T) request { return asAgent(t, toolCall(t, "deploy_app"), fxOrphan) },
+			403, decision.PolicyMissing, "", "7"},
+		{"body over the policy's limit", func(t *testing.T) request { return asAgent(t, toolCall(t, "deploy_app"), fxReader) },
+			403, decision.ConstraintViolated, "", "7"},
 		{"tool outside the allowed endpoints", func(t *testing.T) request { return toolCall(t, "delete_everything") },
 			403, decision.EndpointNotAllowed, "", "7"},
 		{"scope missing", callWith(func(c tokenClaims) { c["scope"] = "mcp:read" }),
@@ -350,6 +354,31 @@ func TestReplayIsRejected(t *testing.T) {
 		// A new signature of the same call is a new request.
 		r.ts = r.ts.Add(time.Second)
 		expectAllowed(t, g.send(r))
+	})
+}
+
+// TestReplayAcrossVMs checks that the replay state is shared: a signature
+// one VM accepted is refused by another VM of the same proxy.
+func TestReplayAcrossVMs(t *testing.T) {
+	vmTest(t, false, func(t *testing.T, vm types.VMContext) {
+		g := newGateway(t, vm, validConfig, 1)
+		r := toolCall(t, "deploy_app")
+		r.ts = testNow()
+		expectAllowed(t, g.send(r))
+		// A second root context, as another worker VM has, over the same
+		// shared data.
+		cfg, _ := ParseConfig([]byte(validConfig))
+		other := &pluginContext{config: cfg, keys: newSharedKeys(cfg)}
+		hs := r.headers(t)
+		sigHeader, _ := headerValue(hs, "x-knaight-signature")
+		sig, err := sign.ParseSignature(sigHeader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen, err := other.seen(&sig, testNow().Add(5*time.Minute), testNow())
+		if err != nil || !seen {
+			t.Errorf("another VM: seen = %v, %v; want true", seen, err)
+		}
 	})
 }
 

@@ -36,6 +36,8 @@ const (
 	fxAgent    = "ans://v1.0.0.deploy-bot.agents.example.com"
 	fxIdle     = "ans://v1.0.0.idle-bot.agents.example.com"
 	fxStranger = "ans://v1.0.0.stranger.agents.example.com"
+	fxReader   = "ans://v1.0.0.reader.agents.example.com"
+	fxOrphan   = "ans://v1.0.0.orphan.agents.example.com"
 	fxHMACKID  = "hk_1"
 	fxTokenKID = "tk_ed_1"
 	fxHSKID    = "tk_hs_1"
@@ -109,8 +111,15 @@ func fxSnapshot(version uint64) *snapshot.Snapshot {
 			{ANSName: fxAgent, ID: "agent-1", Status: snapshot.StatusActive, RoleTemplate: "deployer",
 				TrustLevel: policy.L3, TrustScore: 32, Keys: []snapshot.HMACKey{{ID: fxHMACKID, Secret: fxHMAC}}},
 			{ANSName: fxIdle, ID: "agent-2", Status: "SUSPENDED", RoleTemplate: "deployer", TrustLevel: policy.L3},
+			{ANSName: fxReader, ID: "agent-3", Status: snapshot.StatusActive, RoleTemplate: "reader",
+				TrustLevel: policy.L3, Keys: []snapshot.HMACKey{{ID: fxHMACKID, Secret: fxHMAC}}},
+			{ANSName: fxOrphan, ID: "agent-4", Status: snapshot.StatusActive, RoleTemplate: "nobody",
+				TrustLevel: policy.L5, Keys: []snapshot.HMACKey{{ID: fxHMACKID, Secret: fxHMAC}}},
 		},
-		Bundle:            snapshot.Bundle{ID: "bundle-1", Revision: "r1", Policies: []policy.Policy{fxPolicy()}},
+		Bundle: snapshot.Bundle{ID: "bundle-1", Revision: "r1", Policies: []policy.Policy{fxPolicy(), {
+			ID: "pol-read", RoleTemplate: "reader", Environment: policy.Production, MinTrustLevel: policy.L1, MinLoA: 1,
+			AllowedEndpoints: []string{"tools/call"}, Constraints: policy.Constraints{MaxBodyBytes: 64},
+		}}},
 		Upstream:          snapshot.UpstreamKey{ID: "up_1", Secret: fxUpstream},
 		ProtectedResource: snapshot.ProtectedResource{AuthorizationServers: []string{fxIssuer}, ScopesSupported: []string{"mcp:invoke"}},
 		Settings:          snapshot.Settings{ClockSkewSeconds: 300, MaxStalenessSeconds: 600},
@@ -172,6 +181,14 @@ func mint(t *testing.T, c tokenClaims, kid string) string {
 		sig = ed25519.Sign(fxTokenKey, []byte(input))
 	}
 	return input + "." + b64.EncodeToString(sig)
+}
+
+// asAgent makes r come from agent: its token and signature.
+func asAgent(t *testing.T, r request, agent string) request {
+	c := fxClaims()
+	c["sub"], c["ans"] = agent, agent
+	r.token, r.agent = mint(t, c, fxTokenKID), agent
+	return r
 }
 
 // request is an MCP request as an agent sends it.
