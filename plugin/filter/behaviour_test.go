@@ -435,6 +435,13 @@ func TestRevocationArrivesWithTheNextSnapshot(t *testing.T) {
 		g.publish(fxSnapshot(2))
 		r.ts = testNow().Add(2 * time.Second)
 		expectDenied(t, g.send(r), 403, decision.AgentInactive)
+
+		// A rotated-out HMAC key stops verifying when its overlap ends.
+		s = fxSnapshot(4)
+		past := testNow().Add(-time.Second)
+		s.Agents[0].Keys[0].ExpiresAt = &past
+		g.publish(s)
+		expectDenied(t, g.send(toolCall(t, "deploy_app")), 401, decision.SignatureUnknownKey)
 	})
 }
 

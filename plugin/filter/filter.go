@@ -156,6 +156,14 @@ func (p *pluginContext) NewHttpContext(uint32) types.HttpContext {
 // enqueue hands a decision record to the poller through the shared queue.
 func (p *pluginContext) enqueue(r *decision.Record) {
 	data := appendRecord(make([]byte, 0, 512), r)
+	if len(data) > decision.MaxRecordJSON {
+		// Escaping can make a record of valid field lengths too large for
+		// the manager; shorten what the client chose rather than lose it.
+		for _, f := range []*string{&r.Agent, &r.Path, &r.MCPMethod, &r.Name, &r.Message} {
+			*f = truncate(*f, 128)
+		}
+		data = appendRecord(data[:0], r)
+	}
 	if err := proxywasm.EnqueueSharedQueue(p.queueID, data); err != nil {
 		p.metrics.queueDropped.Increment(1)
 		proxywasm.LogErrorf("knaight: cannot enqueue decision record %s: %v", r.ID, err)

@@ -73,7 +73,7 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 	}
 	method := header(":method")
 	path := header(":path")
-	h.rec.HTTPMethod, h.rec.Path = method, truncate(path, decision.MaxPathLen)
+	h.rec.HTTPMethod, h.rec.Path = truncate(method, 16), truncate(path, decision.MaxPathLen)
 
 	if (method == "GET" || method == "HEAD") && p.isMetadataPath(path) {
 		return h.serveMetadata()
@@ -128,7 +128,7 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 		return h.deny(decision.SignatureMalformed, "request signature malformed: "+err.Error(), nil, h.authChallenge())
 	}
 	h.sig = sh
-	h.rec.Agent = sh.Agent
+	h.rec.Agent = truncate(sh.Agent, decision.MaxTextLen)
 	h.ts, _ = sign.ParseTimestamp(sh.Timestamp) // ParseHeaders checked it
 	if d := now.Sub(h.ts); d > v.skew || d < -v.skew {
 		return h.deny(decision.TimestampSkew, fmt.Sprintf("request timestamp %s is %s from the gateway's clock, over the %s window",
@@ -153,6 +153,9 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 	}
 	h.hmac = h.hmac[:0]
 	for _, k := range agent.Keys {
+		if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+			continue // retired by a rotation, and its overlap is over
+		}
 		if sh.KeyID == "" || k.ID == sh.KeyID {
 			h.hmac = append(h.hmac, k.Secret)
 		}
@@ -279,7 +282,7 @@ func (h *httpContext) finish(body []byte) types.Action {
 		if msg.ID != nil {
 			h.rpcID = append([]byte(nil), msg.ID...)
 		}
-		h.rec.MCPMethod, h.rec.Name = msg.Method, truncate(msg.Name, decision.MaxTextLen)
+		h.rec.MCPMethod, h.rec.Name = truncate(msg.Method, decision.MaxTextLen), truncate(msg.Name, decision.MaxTextLen)
 		if err := mcp.CheckHeaders(h.protocol, h.mcpMethod, h.mcpName, h.hasMethod, h.hasName, msg); err != nil {
 			return h.deny(decision.MCPHeaderMismatch, err.Error(), h.rpcID)
 		}

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -40,7 +41,7 @@ func appendRecord(b []byte, r *decision.Record) []byte {
 	b = appendOptString(b, "trustLevel", r.TrustLevel)
 	if r.TrustScore != 0 {
 		b = append(b, `,"trustScore":`...)
-		b = strconv.AppendFloat(b, r.TrustScore, 'f', -1, 64)
+		b = appendFloat(b, r.TrustScore)
 	}
 	b = appendOptString(b, "policyId", r.PolicyID)
 	b = appendOptString(b, "bundleRevision", r.BundleRevision)
@@ -65,6 +66,23 @@ func appendRecord(b []byte, r *decision.Record) []byte {
 		b = appendTime(b, *r.LostTo)
 	}
 	return append(b, '}')
+}
+
+// appendFloat writes f as encoding/json does: 'f' format, and 'e' with a
+// one-digit negative exponent for very small or large magnitudes.
+func appendFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 func appendOptString(b []byte, key, v string) []byte {
@@ -107,6 +125,10 @@ func appendString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}

@@ -39,7 +39,9 @@ type Envelope struct {
 // Errors of Open. Each means the envelope must be thrown away and the
 // previous snapshot kept; none is worth retrying with the same bytes.
 var (
-	// ErrMalformed: the envelope or the credential does not parse.
+	// ErrMalformed: the envelope or the credential does not parse, or the
+	// signed snapshot inside does not decode, validate or match the
+	// envelope's version.
 	ErrMalformed = errors.New("snapshot: malformed")
 	// ErrWrongGateway: the envelope is sealed to another gateway, so this
 	// gateway's configuration names the wrong credential or manager.
@@ -94,7 +96,7 @@ func ParseCredential(s string) (Credential, error) {
 		return Credential{}, fmt.Errorf("%w: credential is not %s<gateway id>.<secret>", ErrMalformed, CredentialPrefix)
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(secret)
-	if err != nil || len(raw) != 32 {
+	if err != nil || len(raw) != 32 || len(secret) != 43 { // Strict still skips CR and LF
 		return Credential{}, fmt.Errorf("%w: credential secret is not 32 bytes of unpadded base64url", ErrMalformed)
 	}
 	return Credential{GatewayID: id, Secret: raw}, nil
@@ -121,6 +123,11 @@ func additionalData(version uint64, gatewayID, keyID string) []byte {
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
+	// aes.NewCipher would take a 16- or 24-byte key and quietly seal with
+	// AES-128 or AES-192; the contract is AES-256.
+	if len(key) != 32 {
+		return nil, fmt.Errorf("seal key of %d bytes, want 32", len(key))
+	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
@@ -175,7 +182,7 @@ func Open(body []byte, cred Credential, sealKey []byte, keys map[string]ed25519.
 		return Opened{}, fmt.Errorf("%w: %q, this gateway is %q", ErrWrongGateway, env.GatewayID, cred.GatewayID)
 	}
 	pub, ok := keys[env.KeyID]
-	if !ok {
+	if !ok || len(pub) != ed25519.PublicKeySize {
 		return Opened{}, fmt.Errorf("%w: %q", ErrUnknownKey, env.KeyID)
 	}
 	aead, err := newGCM(sealKey)
@@ -194,7 +201,7 @@ func Open(body []byte, cred Credential, sealKey []byte, keys map[string]ed25519.
 	}
 	s, err := Decode(payload)
 	if err != nil {
-		return Opened{}, err
+		return Opened{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if s.Version != env.Version {
 		return Opened{}, fmt.Errorf("%w: envelope version %d, snapshot version %d", ErrMalformed, env.Version, s.Version)

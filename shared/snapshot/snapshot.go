@@ -105,8 +105,10 @@ type Agent struct {
 	Status string `json:"status"`
 	// RoleTemplate names the agent's role template, which selects its policy.
 	RoleTemplate string `json:"roleTemplate"`
-	// TrustLevel is the agent's stored trust level.
-	TrustLevel policy.TrustLevel `json:"trustLevel"`
+	// TrustLevel is the agent's stored trust level; only an ACTIVE agent
+	// must have one. No level is left out of the JSON, because
+	// policy.TrustLevel writes it as "none", which it does not read back.
+	TrustLevel policy.TrustLevel `json:"trustLevel,omitzero"`
 	// TrustScore is the score the level was derived from, for the record.
 	TrustScore float64 `json:"trustScore"`
 	// Keys are the agent's live HMAC request-signing keys.
@@ -229,7 +231,7 @@ func (s *Snapshot) Validate() error {
 		if a.Status == "" {
 			return fmt.Errorf("snapshot: agents[%d]: status is empty", i)
 		}
-		if a.Status == StatusActive && !a.TrustLevel.Valid() {
+		if (a.Status == StatusActive || a.TrustLevel != policy.LevelNone) && !a.TrustLevel.Valid() {
 			return fmt.Errorf("snapshot: agents[%d]: trust level %q", i, a.TrustLevel)
 		}
 		hk := make(map[string]bool, len(a.Keys))

@@ -164,6 +164,7 @@ func serve(ctx context.Context, args []string) error {
 	f.dur(&c.KeyOverlap, "key-overlap", "KNAIGHT_KEY_OVERLAP", "default validity of an agent's old HMAC key after rotation")
 	f.dur(&c.WebhookWindow, "webhook-window", "KNAIGHT_WEBHOOK_WINDOW", "accepted clock skew of signed webhooks")
 	f.dur(&c.SweepInterval, "sweep-interval", "KNAIGHT_SWEEP_INTERVAL", "how often trust levels and ANS expiries are recomputed")
+	f.dur(&c.GatewayMaxStaleness, "gateway-max-staleness", "KNAIGHT_GATEWAY_MAX_STALENESS", "how long a gateway enforces its snapshot without reaching the manager before it fails closed")
 	f.boolean(&c.MigrateOnStart, "migrate", "KNAIGHT_MIGRATE", "apply pending migrations before serving")
 	if err := f.parse(args); err != nil {
 		return err

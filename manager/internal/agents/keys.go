@@ -166,3 +166,34 @@ func (k *Keys) load(ctx context.Context, q db.Querier, org, agent uuid.UUID, now
 		return key, nil
 	})
 }
+
+// LiveKeys returns, opened, every key of the organization's agents that
+// verifies signatures at now, by agent: what a gateway snapshot carries.
+// It reads them in one query, however many agents there are.
+func (k *Keys) LiveKeys(ctx context.Context, q db.Querier, org uuid.UUID, now time.Time) (map[uuid.UUID][]Key, error) {
+	rows, err := q.Query(ctx, `SELECT agent_id, kid, created_at, expires_at, secret_sealed FROM agent_hmac_keys
+		WHERE organization_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY agent_id, created_at DESC, kid`, org, now)
+	if err != nil {
+		return nil, fmt.Errorf("live hmac keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[uuid.UUID][]Key{}
+	for rows.Next() {
+		var agent uuid.UUID
+		var key Key
+		var sealed []byte
+		if err := rows.Scan(&agent, &key.KID, &key.CreatedAt, &key.ExpiresAt, &sealed); err != nil {
+			return nil, fmt.Errorf("live hmac keys: %w", err)
+		}
+		secret, err := k.Sealer.Open(sealed, keyAAD(org, agent, key.KID))
+		if err != nil {
+			return nil, fmt.Errorf("open hmac key %s: %w", key.KID, err)
+		}
+		key.Algorithm, key.CreatedAt, key.Active, key.Secret = "hmac-sha256", key.CreatedAt.UTC(), true, secret
+		out[agent] = append(out[agent], key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("live hmac keys: %w", err)
+	}
+	return out, nil
+}

@@ -22,7 +22,10 @@ import (
 
 	"github.com/knaight/knaight/manager/internal/auth"
 	"github.com/knaight/knaight/manager/internal/fault"
+	"github.com/knaight/knaight/manager/internal/gateways"
+	"github.com/knaight/knaight/manager/internal/notify"
 	"github.com/knaight/knaight/manager/internal/seal"
+	"github.com/knaight/knaight/manager/internal/snapshots"
 )
 
 // Version is the API version reported in the OpenAPI document.
@@ -50,12 +53,23 @@ type Config struct {
 	// WebhookWindow is the accepted timestamp skew of signed webhooks, and
 	// how long their signatures are remembered against replays.
 	WebhookWindow time.Duration
+	// Changes wakes long polls when an organization's state changes. The
+	// caller runs it (Hub.Run); without one, long polls end only when their
+	// wait does.
+	Changes *notify.Hub
+	// GatewayMaxStaleness is how long a gateway may enforce a snapshot
+	// without reaching the manager; 0 means DefaultGatewayMaxStaleness.
+	GatewayMaxStaleness time.Duration
 }
+
+// DefaultGatewayMaxStaleness is the default of Config.GatewayMaxStaleness.
+const DefaultGatewayMaxStaleness = 5 * time.Minute
 
 // Server holds the API's dependencies.
 type Server struct {
 	Config
-	api huma.API
+	api       huma.API
+	snapshots *snapshots.Builder
 }
 
 // New returns the manager's HTTP handler: health endpoints, the OpenAPI
@@ -63,6 +77,12 @@ type Server struct {
 func New(cfg Config) (http.Handler, *Server) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Changes == nil {
+		cfg.Changes = notify.New(cfg.Log)
+	}
+	if cfg.GatewayMaxStaleness == 0 {
+		cfg.GatewayMaxStaleness = DefaultGatewayMaxStaleness
 	}
 	router := chi.NewRouter()
 	router.Use(middleware.RequestID, middleware.RealIP, requestLog(cfg.Log), recoverer(cfg.Log))
@@ -78,10 +98,13 @@ func New(cfg Config) (http.Handler, *Server) {
 	hc.CreateHooks = nil
 	hc.RejectUnknownQueryParameters = true
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"apiKey": {Type: "http", Scheme: "bearer", Description: "An admin API key (knk_...), created at bootstrap or with POST /api/v1/api-keys."},
+		"apiKey":            {Type: "http", Scheme: "bearer", Description: "An admin API key (knk_...), created at bootstrap or with POST /api/v1/api-keys."},
+		"gatewayCredential": {Type: "http", Scheme: "bearer", Description: "A gateway credential (kngw....), shown once by POST /api/v1/gateways. Only the gateway API accepts it."},
 	}
+	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaNamer)
 	registerSchemas(hc.Components.Schemas)
 	s := &Server{Config: cfg}
+	s.snapshots = s.newSnapshotBuilder()
 	s.api = humachi.New(router, hc)
 	s.api.UseMiddleware(s.authenticate)
 
@@ -98,6 +121,8 @@ func New(cfg Config) (http.Handler, *Server) {
 	s.registerVerify()
 	s.registerBundles()
 	s.registerAudit()
+	s.registerGateways()
+	s.registerSnapshot(router)
 	return router, s
 }
 
@@ -122,9 +147,62 @@ func register[I, O any](s *Server, perm *auth.Permission, op huma.Operation, h f
 
 func perm(p auth.Permission) *auth.Permission { return &p }
 
+const gatewayKey = "knaight-gateway"
+
+// registerGateway declares an operation of the gateway API: only a gateway
+// credential authenticates it, never an API key.
+func registerGateway[I, O any](s *Server, op huma.Operation, h func(context.Context, *I) (*O, error)) {
+	if op.MaxBodyBytes == 0 {
+		op.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	op.Metadata = map[string]any{gatewayKey: true}
+	op.Security = []map[string][]string{{"gatewayCredential": {}}}
+	op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusUnprocessableEntity)
+	huma.Register(s.api, op, h)
+}
+
+type gatewayPrincipalKey struct{}
+
+// gatewayPrincipal returns the gateway that called a gateway operation.
+func gatewayPrincipal(ctx context.Context) gateways.Authenticated {
+	g, ok := ctx.Value(gatewayPrincipalKey{}).(gateways.Authenticated)
+	if !ok {
+		// registerGateway guarantees authentication; reaching here is a
+		// programming error.
+		panic("api: gateway operation without an authenticated gateway")
+	}
+	return g
+}
+
+// authenticateGateway resolves a request's gateway credential. Every
+// failure is fault.ErrUnauthenticated, an API key included.
+func (s *Server) authenticateGateway(ctx context.Context, header string) (gateways.Authenticated, error) {
+	token, ok := bearer(header)
+	if !ok {
+		return gateways.Authenticated{}, fault.ErrUnauthenticated
+	}
+	return s.gateways().Authenticate(ctx, s.Pool, token, s.Now())
+}
+
 // authenticate resolves the bearer API key of operations that need one and
-// refuses roles that lack the operation's permission.
+// refuses roles that lack the operation's permission; for gateway
+// operations it resolves the gateway credential instead.
 func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	if ctx.Operation().Metadata[gatewayKey] == true {
+		g, err := s.authenticateGateway(ctx.Context(), ctx.Header("Authorization"))
+		if errors.Is(err, fault.ErrUnauthenticated) {
+			ctx.SetHeader("WWW-Authenticate", `Bearer realm="knaight-gateway"`)
+			huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "a valid gateway credential is required (Authorization: Bearer kngw....)")
+			return
+		}
+		if err != nil {
+			s.Log.ErrorContext(ctx.Context(), "authenticate gateway", "err", err)
+			huma.WriteErr(s.api, ctx, http.StatusInternalServerError, "internal error")
+			return
+		}
+		next(huma.WithContext(ctx, context.WithValue(ctx.Context(), gatewayPrincipalKey{}, g)))
+		return
+	}
 	want, ok := ctx.Operation().Metadata[permissionKey].(auth.Permission)
 	if !ok {
 		next(ctx)

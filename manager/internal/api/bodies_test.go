@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/knaight/knaight/manager/internal/api"
 )
 
 // TestEveryBodyEndpointRefusesOversizedAndMalformedBodies walks the OpenAPI
@@ -12,7 +14,7 @@ func TestEveryBodyEndpointRefusesOversizedAndMalformedBodies(t *testing.T) {
 	e := newEnv(t)
 	doc := e.must(200, "GET", "/api/v1/openapi.json", "", nil)
 	agent := e.registerAgent("bot", e.templateID("r"), "staging").str("id")
-	big := fmt.Sprintf(`{"name":%q}`, strings.Repeat("a", 70<<10))
+	_, credential := e.registerGateway("edge", "production")
 	checked := 0
 	for path, item := range doc.Body["paths"].(map[string]any) {
 		for method, op := range item.(map[string]any) {
@@ -21,11 +23,17 @@ func TestEveryBodyEndpointRefusesOversizedAndMalformedBodies(t *testing.T) {
 			}
 			url := strings.ReplaceAll(path, "{id}", agent)
 			method = strings.ToUpper(method)
+			// Gateway operations take a gateway credential, and larger bodies.
+			token, limit := e.admin, api.DefaultMaxBodyBytes
+			if strings.Contains(fmt.Sprint(op.(map[string]any)["security"]), "gatewayCredential") {
+				token, limit = credential, api.MaxDecisionsBodyBytes
+			}
+			big := fmt.Sprintf(`{"name":%q}`, strings.Repeat("a", limit+1))
 			t.Run(method+" "+path, func(t *testing.T) {
 				e.t = t
-				e.problem(e.do(method, url, e.admin, big), 413, "", "")
+				e.problem(e.do(method, url, token, big), 413, "", "")
 				if !strings.HasSuffix(path, "/webhook") {
-					e.problem(e.do(method, url, e.admin, `{"name": `), 400, "", "")
+					e.problem(e.do(method, url, token, `{"name": `), 400, "", "")
 				}
 			})
 			checked++

@@ -44,8 +44,6 @@ const (
 	maxLongPoll = 60 * time.Second
 	// longPollMargin is kept free of the server's write timeout.
 	longPollMargin = 5 * time.Second
-	// longPollInterval is how often a held request checks the database.
-	longPollInterval = 250 * time.Millisecond
 )
 
 func (s *Server) registerBundleService(r chi.Router) {
@@ -205,27 +203,29 @@ func longPollWait(r *http.Request) time.Duration {
 	return max(wait, 0)
 }
 
-// awaitBundleChange polls until the environment's ACTIVE bundle is no
-// longer hash (true), the wait ends (false) or the client goes away.
+// awaitBundleChange waits until the environment's ACTIVE bundle is no
+// longer hash (true), the wait ends (false) or the client goes away. It is
+// woken by the organization's change notifications, from any replica.
 func (s *Server) awaitBundleChange(ctx context.Context, org uuid.UUID, env policy.Environment, hash string, wait time.Duration) (bool, error) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	tick := time.NewTicker(longPollInterval)
-	defer tick.Stop()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
 	for {
+		// Subscribe before reading, so a change committed after the read
+		// always wakes us.
+		changed := s.Changes.Changed(org)
+		h, err := bundles.ActiveHash(ctx, s.Pool, org, env)
+		if err != nil || h != hash {
+			return err == nil, err
+		}
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
-		case <-timer.C:
-			return false, nil
-		case <-tick.C:
+		case <-deadline.C:
 			h, err := bundles.ActiveHash(ctx, s.Pool, org, env)
-			if err != nil {
-				return false, err
-			}
-			if h != hash {
-				return true, nil
-			}
+			return err == nil && h != hash, err
+		case <-s.Changes.Stopped():
+			return false, nil
+		case <-changed:
 		}
 	}
 }

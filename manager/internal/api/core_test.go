@@ -11,7 +11,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	e := newBareEnv(t, "")
 	e.must(200, "GET", "/healthz", "", nil)
 	r := e.must(200, "GET", "/readyz", "", nil)
-	if r.str("status") != "ready" {
+	if r.str("status") != "ready" || r.str("changeNotifications") != "listening" {
 		t.Fatalf("readyz: %s", r.Raw)
 	}
 	// A schema this binary does not know makes the manager unready.

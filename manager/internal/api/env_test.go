@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/knaight/knaight/manager/internal/api"
 	"github.com/knaight/knaight/manager/internal/db"
+	"github.com/knaight/knaight/manager/internal/notify"
 	"github.com/knaight/knaight/manager/internal/orgs"
 	"github.com/knaight/knaight/manager/internal/seal"
 	"github.com/knaight/knaight/testenv/postgres"
@@ -79,16 +81,17 @@ const (
 // env is one manager on its own fresh database, with a bootstrapped
 // organization and its admin key.
 type env struct {
-	t      *testing.T
-	url    string
-	pool   *pgxpool.Pool
-	srv    *httptest.Server
-	api    *api.Server
-	clock  *clock
-	logs   *syncBuffer
-	org    orgs.Organization
-	admin  string
-	bodies *syncBuffer // every response body, to check for leaked secrets
+	t       *testing.T
+	url     string
+	pool    *pgxpool.Pool
+	srv     *httptest.Server
+	api     *api.Server
+	clock   *clock
+	logs    *syncBuffer
+	org     orgs.Organization
+	admin   string
+	bodies  *syncBuffer // every response body, to check for leaked secrets
+	changes *notify.Hub
 }
 
 func newEnv(t *testing.T) *env {
@@ -104,6 +107,24 @@ func newBareEnv(t *testing.T, bootstrapToken string) *env {
 	t.Helper()
 	e := &env{t: t, url: postgres.NewDatabase(t, migrated), logs: &syncBuffer{}, bodies: &syncBuffer{},
 		clock: &clock{now: time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)}}
+	e.start(bootstrapToken)
+	return e
+}
+
+// replica is a second manager on e's database, with its own pool, change
+// listener and HTTP server, sharing e's clock, logs, organization and key:
+// what a load balancer in front of two replicas would reach.
+func (e *env) replica() *env {
+	e.t.Helper()
+	r := &env{t: e.t, url: e.url, logs: e.logs, bodies: e.bodies, clock: e.clock, org: e.org, admin: e.admin}
+	r.start("")
+	return r
+}
+
+// start opens the manager's pool, runs its change listener and serves its
+// API until the test ends.
+func (e *env) start(bootstrapToken string) {
+	t := e.t
 	pool, err := db.Open(t.Context(), e.url, 60)
 	if err != nil {
 		t.Fatal(err)
@@ -118,17 +139,32 @@ func newBareEnv(t *testing.T, bootstrapToken string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.changes = notify.New(log)
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.changes.Run(ctx, func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, e.url) })
+	}()
+	t.Cleanup(func() { stop(); <-done })
 	// The server listens before the API exists, so the issuer is its real URL.
 	e.srv = httptest.NewUnstartedServer(nil)
 	handler, s := api.New(api.Config{
-		Pool: pool, Sealer: sealer, Log: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Pool: pool, Sealer: sealer, Log: log,
 		Now: e.clock.Now, Issuer: "http://" + e.srv.Listener.Addr().String(), BootstrapToken: bootstrapToken, KeyOverlap: time.Hour, WebhookWindow: 5 * time.Minute,
+		Changes: e.changes,
 	})
 	e.api = s
 	e.srv.Config.Handler = handler
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
-	return e
+	// Wait for the listener, so that no change of the test is missed.
+	for start := time.Now(); !e.changes.Listening(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the change listener did not connect")
+		}
+	}
 }
 
 // newOrg creates an organization the way the CLI does and returns its

@@ -13,7 +13,8 @@ import (
 
 // registerHealth serves the probes outside /api/v1: /healthz says the
 // process serves HTTP; /readyz says it can do its work (database reachable,
-// schema at this binary's version).
+// schema at this binary's version) and whether it hears change
+// notifications.
 func (s *Server) registerHealth(r chi.Router) {
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -31,7 +32,13 @@ func (s *Server) registerHealth(r chi.Router) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		// Without change notifications long polls still answer, at the end
+		// of their wait: the manager is degraded, not unready.
+		notifications := "listening"
+		if !s.Changes.Listening() {
+			notifications = "reconnecting"
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "changeNotifications": notifications})
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/knaight/knaight/manager/internal/trust"
+	"github.com/knaight/knaight/shared/decision"
 	"github.com/knaight/knaight/shared/policy"
 )
 
@@ -29,6 +30,19 @@ func (uuidSchema) Schema(huma.Registry) *huma.Schema {
 // thresholdsSchema documents trust.Thresholds, whose JSON form is keyed by
 // level names.
 type thresholdsSchema thresholdsBody
+
+// schemaNamer is huma's namer, with the shared decision contract's types
+// prefixed (decision.Record would clash with tokens.Record).
+func schemaNamer(t reflect.Type, hint string) string {
+	name := huma.DefaultSchemaNamer(t, hint)
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.PkgPath() == reflect.TypeFor[decision.Record]().PkgPath() {
+		return "Decision" + name
+	}
+	return name
+}
 
 // registerSchemas makes the OpenAPI document describe the shared model's
 // custom JSON encodings as they appear on the wire.

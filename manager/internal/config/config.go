@@ -30,7 +30,10 @@ type Config struct {
 	KeyOverlap      time.Duration
 	WebhookWindow   time.Duration
 	SweepInterval   time.Duration
-	MigrateOnStart  bool
+	// GatewayMaxStaleness is how long a gateway may enforce its snapshot
+	// without reaching the manager before it fails closed.
+	GatewayMaxStaleness time.Duration
+	MigrateOnStart      bool
 }
 
 // Defaults returns a Config with every optional field set.
@@ -44,6 +47,8 @@ func Defaults() Config {
 		KeyOverlap:      24 * time.Hour,
 		WebhookWindow:   5 * time.Minute,
 		SweepInterval:   time.Minute,
+
+		GatewayMaxStaleness: 5 * time.Minute,
 	}
 }
 
@@ -111,6 +116,7 @@ func (c *Config) Validate() error {
 		{"key-overlap", "KNAIGHT_KEY_OVERLAP", c.KeyOverlap, 0, 30 * 24 * time.Hour},
 		{"webhook-window", "KNAIGHT_WEBHOOK_WINDOW", c.WebhookWindow, 30 * time.Second, time.Hour},
 		{"sweep-interval", "KNAIGHT_SWEEP_INTERVAL", c.SweepInterval, time.Second, time.Hour},
+		{"gateway-max-staleness", "KNAIGHT_GATEWAY_MAX_STALENESS", c.GatewayMaxStaleness, 5 * time.Second, 7 * 24 * time.Hour},
 	} {
 		if d.v < d.min || d.v > d.max {
 			return bad(d.flag, d.env, fmt.Sprintf("must be between %s and %s", d.min, d.max))

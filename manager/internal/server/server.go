@@ -13,9 +13,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/knaight/knaight/manager/internal/api"
 	"github.com/knaight/knaight/manager/internal/config"
 	"github.com/knaight/knaight/manager/internal/db"
+	"github.com/knaight/knaight/manager/internal/notify"
 	"github.com/knaight/knaight/manager/internal/seal"
 )
 
@@ -55,9 +58,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	if issuer == "" {
 		issuer = "http://" + ln.Addr().String()
 	}
+	changes := notify.New(log)
 	handler, apiServer := api.New(api.Config{
 		Pool: pool, Sealer: sealer, Log: log, Now: time.Now, Issuer: issuer,
 		BootstrapToken: cfg.BootstrapToken, KeyOverlap: cfg.KeyOverlap, WebhookWindow: cfg.WebhookWindow,
+		Changes: changes, GatewayMaxStaleness: cfg.GatewayMaxStaleness,
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -69,16 +74,25 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	srv.RegisterOnShutdown(changes.Stop)
 	log.InfoContext(ctx, "manager listening", "addr", ln.Addr().String(), "issuer", issuer)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
 
+	// The sweep and the change listener run until shutdown begins: held
+	// long polls then end with their wait, or when Shutdown's deadline
+	// closes them.
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	sweepDone := make(chan struct{})
 	go func() {
 		defer close(sweepDone)
 		apiServer.Sweep(sweepCtx, cfg.SweepInterval)
+	}()
+	listenDone := make(chan struct{})
+	go func() {
+		defer close(listenDone)
+		changes.Run(sweepCtx, func(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, cfg.DatabaseURL) })
 	}()
 
 	serveErr := make(chan error, 1)
@@ -87,6 +101,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	case err := <-serveErr:
 		stopSweep()
 		<-sweepDone
+		<-listenDone
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -96,6 +111,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(ad
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
 	<-sweepDone
+	<-listenDone
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
 	}

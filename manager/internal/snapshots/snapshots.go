@@ -1,0 +1,285 @@
+// Package snapshots builds contract 1, the snapshot a gateway enforces,
+// from the manager's live state: one organization's environment at one
+// version, read in one REPEATABLE READ transaction so that the version and
+// the state agree, then signed with the organization's snapshot key. The
+// version is kept by database triggers (migration 004), so this package
+// only reads it. A Builder keeps the last build of each environment, so a
+// version is built and signed once however many gateways poll it; each
+// request then only seals it to its gateway.
+package snapshots
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/knaight/knaight/manager/internal/agents"
+	"github.com/knaight/knaight/manager/internal/bundles"
+	"github.com/knaight/knaight/manager/internal/db"
+	"github.com/knaight/knaight/manager/internal/fault"
+	"github.com/knaight/knaight/manager/internal/gateways"
+	"github.com/knaight/knaight/shared/policy"
+	"github.com/knaight/knaight/shared/snapshot"
+)
+
+// DefaultClockSkew is the request timestamp window gateways enforce.
+const DefaultClockSkew = 300 * time.Second
+
+// TokenKeys returns an organization's gateway-token verification keys at
+// now.
+type TokenKeys func(ctx context.Context, q db.Querier, org uuid.UUID, now time.Time) ([]snapshot.TokenKey, error)
+
+// Builder builds, signs and caches snapshots. It is safe for concurrent use.
+type Builder struct {
+	Pool      *pgxpool.Pool
+	Gateways  gateways.Service
+	AgentKeys *agents.Keys
+	TokenKeys TokenKeys
+	// Issuer is the manager's URL, the "iss" of gateway tokens.
+	Issuer string
+	// Settings are the enforcement settings every snapshot carries.
+	Settings snapshot.Settings
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	mu     sync.Mutex
+	latest map[scope]*Built
+	flight singleflight.Group
+}
+
+type scope struct {
+	org uuid.UUID
+	env policy.Environment
+}
+
+// Built is a signed snapshot.
+type Built struct {
+	Snapshot *snapshot.Snapshot
+	// Payload is the snapshot's JSON, the bytes Signature signs.
+	Payload   []byte
+	Signature []byte
+	KeyID     string
+}
+
+// Version returns the organization's current snapshot version.
+func Version(ctx context.Context, q db.Querier, org uuid.UUID) (uint64, error) {
+	var v int64
+	if err := q.QueryRow(ctx, `SELECT version FROM snapshot_versions WHERE organization_id = $1`, org).Scan(&v); err != nil {
+		return 0, fmt.Errorf("snapshot version: %w", err)
+	}
+	return uint64(v), nil
+}
+
+// Get returns the snapshot of the organization's environment at version
+// or later: the cached build if it is of version, else a new build.
+// Concurrent calls for one environment share one build.
+func (b *Builder) Get(ctx context.Context, org uuid.UUID, env policy.Environment, version uint64) (*Built, error) {
+	key := scope{org, env}
+	b.mu.Lock()
+	cached := b.latest[key]
+	b.mu.Unlock()
+	if cached != nil && cached.Snapshot.Version >= version {
+		return cached, nil
+	}
+	v, err, _ := b.flight.Do(org.String()+"/"+string(env)+"/"+strconv.FormatUint(version, 10), func() (any, error) {
+		now := time.Now
+		if b.Now != nil {
+			now = b.Now
+		}
+		built, err := b.Build(context.WithoutCancel(ctx), org, env, now())
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.latest == nil {
+			b.latest = map[scope]*Built{}
+		}
+		if cur := b.latest[key]; cur == nil || cur.Snapshot.Version < built.Snapshot.Version {
+			b.latest[key] = built
+		}
+		return built, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Built), nil
+}
+
+// Build reads the organization's environment in one read-only REPEATABLE
+// READ transaction, builds its snapshot, validates it as a filter would and
+// signs it. Missing keys are gateways.ErrNotConfigured.
+func (b *Builder) Build(ctx context.Context, org uuid.UUID, env policy.Environment, now time.Time) (*Built, error) {
+	var out *Built
+	err := pgx.BeginTxFunc(ctx, b.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		s, kid, signer, err := b.read(ctx, tx, org, env, now)
+		if err != nil {
+			return err
+		}
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("build snapshot %d of %s: %w", s.Version, env, err)
+		}
+		payload, err := snapshot.Encode(s)
+		if err != nil {
+			return fmt.Errorf("encode snapshot: %w", err)
+		}
+		out = &Built{Snapshot: s, Payload: payload, Signature: ed25519.Sign(signer, snapshot.SignedMessage(payload)), KeyID: kid}
+		return nil
+	})
+	return out, err
+}
+
+func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy.Environment, now time.Time) (*snapshot.Snapshot, string, ed25519.PrivateKey, error) {
+	s := &snapshot.Snapshot{Schema: snapshot.Schema, OrganizationID: org.String(), Environment: env, IssuedAt: now.UTC().Truncate(time.Second), Issuer: b.Issuer, Settings: b.Settings}
+	var version int64
+	err := tx.QueryRow(ctx, `SELECT v.version, o.slug FROM snapshot_versions v JOIN organizations o ON o.id = v.organization_id WHERE v.organization_id = $1`, org).
+		Scan(&version, &s.Organization)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("read snapshot version: %w", err)
+	}
+	s.Version = uint64(version)
+
+	kid, signer, err := b.Gateways.SnapshotSigner(ctx, tx, org)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ukid, usecret, err := b.Gateways.UpstreamSecret(ctx, tx, org, env)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	s.Upstream = snapshot.UpstreamKey{ID: ukid, Secret: usecret}
+
+	if s.TokenKeys, err = b.TokenKeys(ctx, tx, org, now); err != nil {
+		return nil, "", nil, err
+	}
+	if s.TokenKeys == nil {
+		s.TokenKeys = []snapshot.TokenKey{}
+	}
+	if s.Revocations, err = revocations(ctx, tx, org, now); err != nil {
+		return nil, "", nil, err
+	}
+	if s.Agents, err = b.agents(ctx, tx, org, env, now); err != nil {
+		return nil, "", nil, err
+	}
+	if s.Bundle, err = activeBundle(ctx, tx, org, env); err != nil {
+		return nil, "", nil, err
+	}
+	s.ProtectedResource = snapshot.ProtectedResource{AuthorizationServers: []string{b.Issuer}, ScopesSupported: scopes(s.Bundle.Policies)}
+	return s, kid, signer, nil
+}
+
+func revocations(ctx context.Context, q db.Querier, org uuid.UUID, now time.Time) ([]snapshot.Revocation, error) {
+	rows, err := q.Query(ctx, `SELECT jti::text, expires_at FROM gateway_tokens
+		WHERE organization_id = $1 AND revoked_at IS NOT NULL AND expires_at > $2 ORDER BY expires_at, jti`, org, now)
+	if err != nil {
+		return nil, fmt.Errorf("read revocations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (snapshot.Revocation, error) {
+		var r snapshot.Revocation
+		err := row.Scan(&r.TokenID, &r.ExpiresAt)
+		r.ExpiresAt = r.ExpiresAt.UTC()
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read revocations: %w", err)
+	}
+	if out == nil {
+		out = []snapshot.Revocation{}
+	}
+	return out, nil
+}
+
+// agents lists the environment's agents; only ACTIVE ones carry their live
+// HMAC keys. Agents of other environments are not listed: a gateway holds
+// the secrets of the agents that may call through it and no others.
+func (b *Builder) agents(ctx context.Context, q db.Querier, org uuid.UUID, env policy.Environment, now time.Time) ([]snapshot.Agent, error) {
+	rows, err := q.Query(ctx, `SELECT a.id, r.name, r.status, t.name, a.trust_level, a.trust_score
+		FROM role_agents a
+		JOIN role_templates t ON t.organization_id = a.organization_id AND t.id = a.role_template_id
+		JOIN ans_registrations r ON r.organization_id = a.organization_id AND r.agent_id = a.id
+		WHERE a.organization_id = $1 AND a.environment = $2 ORDER BY r.name`, org, env)
+	if err != nil {
+		return nil, fmt.Errorf("read agents: %w", err)
+	}
+	type row struct {
+		id    uuid.UUID
+		agent snapshot.Agent
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		var level int16
+		err := r.Scan(&x.id, &x.agent.ANSName, &x.agent.Status, &x.agent.RoleTemplate, &level, &x.agent.TrustScore)
+		x.agent.ID, x.agent.TrustLevel = x.id.String(), policy.TrustLevel(level)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read agents: %w", err)
+	}
+	keys, err := b.AgentKeys.LiveKeys(ctx, q, org, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]snapshot.Agent, len(list))
+	for i, x := range list {
+		out[i] = x.agent
+		if x.agent.Status != snapshot.StatusActive {
+			continue
+		}
+		for _, k := range keys[x.id] {
+			hk := snapshot.HMACKey{ID: k.KID, Secret: k.Secret}
+			if k.ExpiresAt != nil {
+				t := k.ExpiresAt.UTC()
+				hk.ExpiresAt = &t
+			}
+			out[i].Keys = append(out[i].Keys, hk)
+		}
+	}
+	return out, nil
+}
+
+func activeBundle(ctx context.Context, q db.Querier, org uuid.UUID, env policy.Environment) (snapshot.Bundle, error) {
+	served, err := bundles.ActiveBundle(ctx, q, org, env)
+	if err != nil {
+		// No active bundle: the snapshot denies everything with
+		// policy_missing, which is what the environment asked for.
+		if errors.Is(err, fault.ErrNotFound) {
+			return snapshot.Bundle{Policies: []policy.Policy{}}, nil
+		}
+		return snapshot.Bundle{}, err
+	}
+	ps, err := bundles.Policies(served.Tarball)
+	if err != nil {
+		return snapshot.Bundle{}, fmt.Errorf("bundle %s: %w", served.ID, err)
+	}
+	kept := ps[:0]
+	for _, p := range ps {
+		if p.Environment == env {
+			kept = append(kept, p)
+		}
+	}
+	return snapshot.Bundle{ID: served.ID.String(), Revision: served.Revision, Policies: kept}, nil
+}
+
+// scopes is the sorted union of the policies' required scopes.
+func scopes(ps []policy.Policy) []string {
+	var out []string
+	for _, p := range ps {
+		for _, s := range p.RequiredScopes {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
