@@ -9,25 +9,17 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/knaight/knaight/testenv/managerproc"
 	"github.com/knaight/knaight/testenv/postgres"
 )
 
@@ -61,15 +53,10 @@ func run(ctx context.Context, listen, dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		return err
 	}
-	manager, err := filepath.Abs(filepath.Join(dir, "bin", "knaight-manager"))
+	step("building the manager")
+	manager, err := managerproc.Build(ctx, filepath.Join(dir, "bin"))
 	if err != nil {
 		return err
-	}
-	step("building the manager")
-	build := exec.CommandContext(ctx, "go", "build", "-o", manager, "github.com/knaight/knaight/manager/cmd/knaight-manager")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build manager: %w", err)
 	}
 
 	var srv *postgres.Server
@@ -91,70 +78,13 @@ func run(ctx context.Context, listen, dir string) error {
 	defer srv.DropDatabase(context.WithoutCancel(ctx), dbName)
 	dbURL := srv.URL(dbName)
 
-	kek := make([]byte, 32)
-	rand.Read(kek)
-	env := append(os.Environ(),
-		"KNAIGHT_DATABASE_URL="+dbURL,
-		"KNAIGHT_KEK="+base64.StdEncoding.EncodeToString(kek),
-		"KNAIGHT_LISTEN="+listen,
-		"KNAIGHT_LOG_FORMAT=json",
-	)
-	cmd := func(args ...string) *exec.Cmd {
-		c := exec.CommandContext(ctx, manager, args...)
-		c.Env = env
-		return c
-	}
-
-	step("migrating the database")
-	if out, err := cmd("migrate").CombinedOutput(); err != nil {
-		return fmt.Errorf("migrate: %w\n%s", err, out)
-	}
-	step("bootstrapping the demo organization")
-	var stderr bytes.Buffer
-	boot := cmd("bootstrap", "--org-name", "Demo", "--org-slug", "demo", "--ans-domain", "agents.demo.example", "--key-name", "make-run")
-	boot.Stderr = &stderr
-	out, err := boot.Output()
-	if err != nil {
-		return fmt.Errorf("bootstrap: %w\n%s", err, stderr.Bytes())
-	}
-	var b struct {
-		APIKey struct{ Token string } `json:"apiKey"`
-	}
-	if err := json.Unmarshal(out, &b); err != nil || b.APIKey.Token == "" {
-		return fmt.Errorf("bootstrap printed no admin key: %v", err)
-	}
-
+	step("migrating the database, bootstrapping the demo organization, starting the manager")
 	logPath := filepath.Join(dir, "manager.log")
-	logFile, err := os.Create(logPath)
+	m, err := managerproc.Start(ctx, managerproc.Options{Binary: manager, DatabaseURL: dbURL, Listen: listen, LogPath: logPath})
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	serve := exec.Command(manager, "serve")
-	serve.Env = env
-	serve.Stdout, serve.Stderr = logFile, logFile
-	// If this process dies without stopping it, the manager stops too.
-	serve.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := serve.Start(); err != nil {
-		return fmt.Errorf("start manager: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- serve.Wait() }()
-	stopManager := func() {
-		serve.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			serve.Process.Kill()
-			<-exited
-		}
-	}
-
-	base := "http://" + listen
-	if err := waitReady(ctx, base+"/readyz", exited); err != nil {
-		stopManager()
-		return fmt.Errorf("%w (see %s)", err, logPath)
-	}
+	base := m.URL
 	fmt.Printf(`
 Knaight is running.
 
@@ -169,57 +99,15 @@ export KNAIGHT_URL=%[1]s
 export KNAIGHT_KEY=%[4]s
 
 then follow "Walkthrough" in README.md. Ctrl-C stops everything and deletes the database.
-`, base, logPath, dbURL, b.APIKey.Token)
+`, base, logPath, dbURL, m.AdminKey)
 
 	select {
 	case <-ctx.Done():
 		step("stopping")
-		stopManager()
-	case err := <-exited:
-		tail, _ := tailFile(logPath, 20)
+		m.Stop()
+	case err := <-m.Exited():
+		tail, _ := managerproc.Tail(logPath, 20)
 		return fmt.Errorf("manager exited: %v\n%s", err, tail)
 	}
 	return nil
-}
-
-func waitReady(ctx context.Context, url string, exited <-chan error) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("manager exited during start: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-	}
-	return errors.New("manager not ready within 60s")
-}
-
-func tailFile(path string, n int) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	var buf bytes.Buffer
-	for _, l := range lines {
-		buf.WriteString(l + "\n")
-	}
-	return buf.String(), nil
 }
