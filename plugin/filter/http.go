@@ -349,7 +349,10 @@ func (h *httpContext) allow(body []byte, d policy.Decision, digest [32]byte) typ
 			}
 		}
 	}
-	ts := h.now.UTC().Format(time.RFC3339)
+	// Nanoseconds: two identical requests of one agent within the same
+	// second (or millisecond) must not get the same signature, or the
+	// upstream's replay check refuses the second.
+	ts := h.now.UTC().Format("2006-01-02T15:04:05.000000000Z")
 	up := sign.Request{Method: h.rec.HTTPMethod, Target: header(":path"), BodySHA256: digest, Agent: h.agent.ANSName, Timestamp: ts}
 	signature, err := sign.Sign(v.snap.Upstream.Secret, up)
 	if err != nil {
