@@ -1,6 +1,11 @@
 package mcp
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/knaight/knaight/shared/internal/jsonscan"
+)
 
 // Kind is the kind of a JSON-RPC message. The zero Kind is no kind: Classify
 // returns it only with an error.
@@ -61,12 +66,17 @@ const (
 // metaProtocolVersion is the params._meta key of the protocol version.
 const metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
 
+// MaxDepth is how deeply objects and arrays may nest in a body, counting the
+// top-level object as 1. It keeps the scanner's recursion bounded; MCP
+// messages nest a handful of levels, tool arguments a few more.
+const MaxDepth = 64
+
 // The members Classify reads at each level, for the check that no other key
 // differs from one of them only in letter case.
 var (
-	topKeys    = [][]byte{[]byte("jsonrpc"), []byte("id"), []byte("method"), []byte("params"), []byte("result"), []byte("error")}
-	paramsKeys = [][]byte{[]byte("name"), []byte("uri"), []byte("_meta")}
-	metaKeys   = [][]byte{[]byte(metaProtocolVersion)}
+	topKeys    = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+	paramsKeys = []string{"name", "uri", "_meta"}
+	metaKeys   = []string{metaProtocolVersion}
 )
 
 // Classify reads one JSON-RPC 2.0 message from body and returns its kind,
@@ -81,11 +91,15 @@ var (
 // The returned ID aliases body: do not modify body while the Message is in
 // use. Method and Name never alias it.
 func Classify(body []byte) (Message, error) {
-	c := classifier{scanner: scanner{b: body}}
-	c.scan()
+	c := classifier{s: jsonscan.Scanner{Data: body, MaxDepth: MaxDepth}}
+	if err := c.scan(); err != nil {
+		var e *jsonscan.Error
+		if errors.As(err, &e) && errors.Is(e, jsonscan.ErrTooDeep) {
+			return Message{}, fmt.Errorf("%w at offset %d", ErrTooDeep, e.Offset)
+		}
+		return Message{}, fmt.Errorf("%w: %v", ErrParse, err)
+	}
 	switch {
-	case c.err != nil:
-		return Message{}, c.err
 	case c.batch:
 		return Message{}, ErrBatch
 	case c.dup != nil:
@@ -98,27 +112,18 @@ func Classify(body []byte) (Message, error) {
 	return m, nil
 }
 
-// classifier scans a body and keeps, for each member Classify reads, where
-// its raw value is. Members can come in any order (params before method), so
-// they are judged only after the whole body was scanned.
+// classifier scans a body and keeps the raw JSON of each member Classify
+// reads (nil when absent). Members can come in any order (params before
+// method), so they are judged only after the whole body was scanned.
 type classifier struct {
-	scanner
+	s       jsonscan.Scanner
 	batch   bool
 	dup     error // first duplicate key
 	invalid error // first violation of the JSON-RPC or MCP message shape
 
-	jsonrpc, id, method, params, result, rpcError member
-	name, uri, version                            member
+	jsonrpc, id, method, params, result, rpcError []byte
+	name, uri, version                            []byte
 }
-
-// member is the raw value of an object member, c.b[start:end]; end is 0 when
-// the member is absent.
-type member struct {
-	start, end int
-	escaped    bool // for a string, whether it has escapes
-}
-
-func (m member) present() bool { return m.end > 0 }
 
 func (c *classifier) reject(reason string) {
 	if c.invalid == nil {
@@ -126,186 +131,149 @@ func (c *classifier) reject(reason string) {
 	}
 }
 
-// duplicate records a key that repeats one before it; at is where it starts.
-func (c *classifier) duplicate(at int) {
-	if c.dup == nil {
-		c.dup = fmt.Errorf("%w at offset %d", ErrDuplicateKey, at)
-	}
-}
-
-// member scans a value and returns where it is.
-func (c *classifier) member() member {
-	start, escaped := c.value()
-	return member{start, c.i, escaped}
-}
-
-func (c *classifier) scan() {
-	switch c.peek() {
-	case '{':
-		c.top()
-	case '[':
+// scan reads the body and returns its first syntax error.
+func (c *classifier) scan() error {
+	var err error
+	switch c.s.Peek() {
+	case jsonscan.Object:
+		err = c.object(c.top)
+	case jsonscan.Array:
 		c.batch = true
-		c.value()
+		_, err = c.s.Skip()
 	default:
 		c.reject("not a JSON object")
-		c.value()
+		_, err = c.s.Skip()
 	}
-	if c.ws(); c.err == nil && c.i < len(c.b) {
-		c.fail("data after the message")
+	if err != nil {
+		return err
 	}
+	return c.s.End()
 }
 
-func (c *classifier) top() {
-	if !c.open() {
-		return
-	}
-	var keys keySet
-	for first := true; c.more(first); first = false {
-		at := c.i
-		k := c.key()
-		if c.err != nil {
-			return
+// object reads the object that is next, calling each for its members, and
+// records the first key that repeats one before it.
+func (c *classifier) object(each func(key []byte) error) error {
+	var keys jsonscan.KeySet
+	return c.s.Object(func(key []byte, at int) error {
+		if keys.Add(key) && c.dup == nil {
+			c.dup = fmt.Errorf("%w at offset %d", ErrDuplicateKey, at)
 		}
-		if keys.add(k) {
-			c.duplicate(at)
-		}
-		switch string(k) {
-		case "jsonrpc":
-			c.jsonrpc = c.member()
-		case "id":
-			c.id = c.member()
-		case "method":
-			c.method = c.member()
-		case "params":
-			if c.peek() == '{' {
-				start := c.i
-				c.paramsObject()
-				c.params = member{start: start, end: c.i}
-			} else {
-				c.params = c.member()
-			}
-		case "result":
-			c.result = c.member()
-		case "error":
-			c.rpcError = c.member()
-		default:
-			if foldsToAny(k, topKeys) {
-				c.reject("key differs from a JSON-RPC member only in case")
-			}
-			c.value()
-		}
-	}
+		return each(key)
+	})
 }
 
-func (c *classifier) paramsObject() {
-	if !c.open() {
-		return
+func (c *classifier) top(key []byte) (err error) {
+	switch string(key) {
+	case "jsonrpc":
+		c.jsonrpc, err = c.s.Skip()
+	case "id":
+		c.id, err = c.s.Skip()
+	case "method":
+		c.method, err = c.s.Skip()
+	case "params":
+		if c.s.Peek() != jsonscan.Object {
+			c.params, err = c.s.Skip()
+			break
+		}
+		start := c.s.Offset()
+		err = c.object(c.param)
+		c.params = c.s.Data[start:c.s.Offset()]
+	case "result":
+		c.result, err = c.s.Skip()
+	case "error":
+		c.rpcError, err = c.s.Skip()
+	default:
+		if _, ok := jsonscan.FoldMatch(key, topKeys); ok {
+			c.reject("key differs from a JSON-RPC member only in case")
+		}
+		_, err = c.s.Skip()
 	}
-	var keys keySet
-	for first := true; c.more(first); first = false {
-		at := c.i
-		k := c.key()
-		if c.err != nil {
-			return
-		}
-		if keys.add(k) {
-			c.duplicate(at)
-		}
-		switch string(k) {
-		case "name":
-			c.name = c.member()
-		case "uri":
-			c.uri = c.member()
-		case "_meta":
-			if c.peek() == '{' {
-				c.metaObject()
-			} else {
-				c.value()
-			}
-		default:
-			if foldsToAny(k, paramsKeys) {
-				c.reject("params key differs from name, uri or _meta only in case")
-			}
-			c.value()
-		}
-	}
+	return err
 }
 
-func (c *classifier) metaObject() {
-	if !c.open() {
-		return
+func (c *classifier) param(key []byte) (err error) {
+	switch string(key) {
+	case "name":
+		c.name, err = c.s.Skip()
+	case "uri":
+		c.uri, err = c.s.Skip()
+	case "_meta":
+		if c.s.Peek() == jsonscan.Object {
+			return c.object(c.meta)
+		}
+		_, err = c.s.Skip()
+	default:
+		if _, ok := jsonscan.FoldMatch(key, paramsKeys); ok {
+			c.reject("params key differs from name, uri or _meta only in case")
+		}
+		_, err = c.s.Skip()
 	}
-	var keys keySet
-	for first := true; c.more(first); first = false {
-		at := c.i
-		k := c.key()
-		if c.err != nil {
-			return
-		}
-		if keys.add(k) {
-			c.duplicate(at)
-		}
-		if string(k) == metaProtocolVersion {
-			c.version = c.member()
-			continue
-		}
-		if foldsToAny(k, metaKeys) {
-			c.reject("_meta key differs from " + metaProtocolVersion + " only in case")
-		}
-		c.value()
+	return err
+}
+
+func (c *classifier) meta(key []byte) (err error) {
+	if string(key) == metaProtocolVersion {
+		c.version, err = c.s.Skip()
+		return err
 	}
+	if _, ok := jsonscan.FoldMatch(key, metaKeys); ok {
+		c.reject("_meta key differs from " + metaProtocolVersion + " only in case")
+	}
+	_, err = c.s.Skip()
+	return err
 }
 
 // message judges the scanned members and builds the Message; it records
 // what is wrong in c.invalid.
 func (c *classifier) message() Message {
-	if !c.jsonrpc.present() || !c.is(c.jsonrpc, "2.0") {
+	if v, ok := text(c.jsonrpc); !ok || string(v) != "2.0" {
 		c.reject(`"jsonrpc" is not "2.0"`)
 	}
 	var m Message
-	isResponse := c.result.present() || c.rpcError.present()
+	isResponse := c.result != nil || c.rpcError != nil
 	switch {
-	case c.method.present() && isResponse:
+	case c.method != nil && isResponse:
 		c.reject("both method and result or error")
-	case c.method.present():
+	case c.method != nil:
 		m.Kind = KindNotification
-		if c.id.present() {
+		if c.id != nil {
 			m.Kind = KindRequest
 		}
-		if p := c.first(c.params); p != 0 && p != '{' && p != '[' {
+		if p := first(c.params); p != 0 && p != '{' && p != '[' {
 			c.reject("params is not an object or array")
 		}
-		if c.first(c.method) != '"' {
+		method, ok := text(c.method)
+		if !ok {
 			c.reject("method is not a string")
 			break
 		}
-		m.Method = intern(content(c.raw(c.method), c.method.escaped))
+		m.Method = intern(method)
 		switch m.Method {
 		case methodToolsCall, methodPromptsGet:
-			m.Name = c.text(c.name, "params.name")
+			m.Name = c.optional(c.name, "params.name")
 		case methodResourcesRead:
-			m.Name = c.text(c.uri, "params.uri")
+			m.Name = c.optional(c.uri, "params.uri")
 		}
-		m.ProtocolVersion = c.text(c.version, "params._meta protocol version")
+		m.ProtocolVersion = c.optional(c.version, "params._meta protocol version")
 	case isResponse:
 		m.Kind = KindResponse
 		switch {
-		case c.result.present() && c.rpcError.present():
+		case c.result != nil && c.rpcError != nil:
 			c.reject("both result and error")
-		case c.rpcError.present() && c.first(c.rpcError) != '{':
+		case c.rpcError != nil && first(c.rpcError) != '{':
 			c.reject("error is not an object")
-		case !c.id.present():
+		case c.id == nil:
 			c.reject("response without id")
-		case c.params.present():
+		case c.params != nil:
 			c.reject("response with params")
 		}
 	default:
 		c.reject("no method")
 	}
-	if c.id.present() {
-		switch c.first(c.id) {
+	if c.id != nil {
+		switch first(c.id) {
 		case '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			m.ID = c.raw(c.id)
+			m.ID = c.id
 		case 'n':
 			c.reject("id is null")
 		default:
@@ -315,29 +283,30 @@ func (c *classifier) message() Message {
 	return m
 }
 
-func (c *classifier) raw(m member) []byte { return c.b[m.start:m.end] }
-
-// first returns the first byte of a member's value, which tells its type,
-// or 0 when it is absent.
-func (c *classifier) first(m member) byte {
-	if !m.present() {
+// first returns the first byte of a member's raw JSON, which tells its
+// type, or 0 when it is absent.
+func first(raw []byte) byte {
+	if len(raw) == 0 {
 		return 0
 	}
-	return c.b[m.start]
+	return raw[0]
 }
 
-// is reports whether m is a string whose value is s.
-func (c *classifier) is(m member, s string) bool {
-	return c.first(m) == '"' && string(content(c.raw(m), m.escaped)) == s
+// text returns the contents of raw if it is a JSON string that the scan
+// accepted.
+func text(raw []byte) ([]byte, bool) {
+	s := jsonscan.Scanner{Data: raw}
+	k, v, _ := s.Value()
+	return v, k == jsonscan.String
 }
 
-// text returns the value of m, which must be a string if present.
-func (c *classifier) text(m member, what string) string {
-	switch c.first(m) {
-	case 0:
+// optional returns the contents of raw, which must be a string if present.
+func (c *classifier) optional(raw []byte, what string) string {
+	if raw == nil {
 		return ""
-	case '"':
-		return intern(content(c.raw(m), m.escaped))
+	}
+	if v, ok := text(raw); ok {
+		return intern(v)
 	}
 	c.reject(what + " is not a string")
 	return ""

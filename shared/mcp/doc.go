@@ -7,9 +7,10 @@
 // Mcp-Method and Mcp-Name headers, on which load balancers and other
 // intermediaries may route, agree with the body.
 //
-// Classify is a single-pass scanner over the bytes rather than encoding/json,
-// whose reflection costs about 16 us per small request in WebAssembly. It
-// reads only the members it needs and checks the rest for well-formedness.
+// Classify reads the body in a single pass with internal/jsonscan rather
+// than encoding/json, whose reflection costs about 16 us per small request
+// in WebAssembly. It reads only the members it needs and checks the rest for
+// well-formedness.
 // Because parsers that disagree about a body are a way to smuggle a request
 // past policy, it rejects what encoding/json resolves silently: keys that
 // encoding/json would treat as the same (it takes the last duplicate and

@@ -1,70 +1,15 @@
 package token
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/knaight/knaight/shared/internal/jsonscan"
 )
 
-// tree reads a value with the scanner into what encoding/json's Unmarshal
-// gives with UseNumber.
-func tree(s *scanner) (any, error) {
-	s.space()
-	switch s.peek() {
-	case '{':
-		m := map[string]any{}
-		err := s.object(func(s *scanner, name, _ string) error {
-			v, err := tree(s)
-			m[name] = v
-			return err
-		})
-		return m, err
-	case '[':
-		a := []any{}
-		err := s.array(func(s *scanner) error {
-			v, err := tree(s)
-			a = append(a, v)
-			return err
-		})
-		return a, err
-	}
-	v, err := s.value()
-	switch v.kind {
-	case kindString:
-		return v.text, err
-	case kindNumber:
-		return json.Number(v.text), err
-	case kindBool:
-		return v.text == "true", err
-	}
-	return nil, err
-}
-
-// decodeTree is decodeObject building a tree.
-func decodeTree(data []byte) (any, error) {
-	var out any
-	err := decodeObject(data, func(s *scanner, name, _ string) error {
-		if out == nil {
-			out = map[string]any{}
-		}
-		v, err := tree(s)
-		out.(map[string]any)[name] = v
-		return err
-	})
-	if err == nil && out == nil {
-		out = map[string]any{}
-	}
-	return out, err
-}
-
-// stricter are the rules by which the scanner refuses JSON that
-// encoding/json accepts, as its errors say them.
-var stricter = []string{"repeated", "unpaired surrogate", "nested deeper", "not UTF-8", "where an object belongs"}
-
+// scannerCases pin how Verify reads a header or claims: one JSON object,
+// strict as jsonscan.Scanner.Strict is, nested at most maxDepth deep.
+// jsonscan's tests and FuzzScan hold the reading itself to encoding/json.
 var scannerCases = []struct {
 	name, json string
 	ok         bool
@@ -110,127 +55,16 @@ var scannerCases = []struct {
 	{"NaN", `{"a":NaN}`, false},
 }
 
-func TestScanner(t *testing.T) {
+func TestDecodeObject(t *testing.T) {
+	skip := func(s *jsonscan.Scanner, _ []byte) error {
+		_, err := s.Skip()
+		return err
+	}
 	for _, tc := range scannerCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := decodeTree([]byte(tc.json))
-			if (err == nil) != tc.ok {
+			if err := decodeObject([]byte(tc.json), skip); (err == nil) != tc.ok {
 				t.Fatalf("error %v, want ok=%v", err, tc.ok)
 			}
-			if err != nil {
-				return
-			}
-			var want any
-			dec := json.NewDecoder(bytes.NewReader([]byte(tc.json)))
-			dec.UseNumber()
-			if err := dec.Decode(&want); err != nil {
-				t.Fatalf("encoding/json: %v", err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("got %#v, encoding/json %#v", got, want)
-			}
 		})
-	}
-}
-
-func TestFold(t *testing.T) {
-	same := [][2]string{{"sub", "SUB"}, {"sub", "ſub"}, {"kid", "Kid"}, {"straße", "STRAßE"}, {"σ", "Σ"}, {"ς", "σ"}, {"agent_id", "Agent_ID"}}
-	for _, p := range same {
-		if fold(p[0]) != fold(p[1]) || !strings.EqualFold(p[0], p[1]) {
-			t.Errorf("fold(%q) = %q, fold(%q) = %q: want equal", p[0], fold(p[0]), p[1], fold(p[1]))
-		}
-	}
-	differ := [][2]string{{"iss", "İss"}, {"sub", "sup"}, {"ss", "ß"}, {"a", "a "}}
-	for _, p := range differ {
-		if fold(p[0]) == fold(p[1]) {
-			t.Errorf("fold(%q) = fold(%q) = %q: want different", p[0], p[1], fold(p[0]))
-		}
-	}
-}
-
-// FuzzDecodeObject holds the scanner to encoding/json: what the scanner
-// accepts, encoding/json reads the same way; what it refuses, encoding/json
-// refuses too, unless one of the stricter rules says why; and two names of
-// one object are never equal under strings.EqualFold.
-func FuzzDecodeObject(f *testing.F) {
-	for _, tc := range scannerCases {
-		f.Add([]byte(tc.json))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := decodeTree(data)
-		var want any
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		refErr := dec.Decode(&want)
-		if refErr == nil {
-			if _, err := dec.Token(); err != io.EOF {
-				refErr = errors.New("data after the value")
-			}
-		}
-		if err == nil {
-			if refErr != nil {
-				t.Fatalf("scanner accepts what encoding/json refuses (%v)", refErr)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("scanner reads %#v, encoding/json %#v", got, want)
-			}
-			checkNames(t, data)
-			return
-		}
-		if refErr == nil && !containsAny(err.Error(), stricter) {
-			t.Fatalf("scanner refuses what encoding/json accepts, for no stated rule: %v", err)
-		}
-	})
-}
-
-func containsAny(s string, subs []string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkNames fails if an object of data has two names equal under
-// strings.EqualFold, reading data with encoding/json's Decoder.
-func checkNames(t *testing.T, data []byte) {
-	t.Helper()
-	type frame struct {
-		object   bool
-		wantName bool
-		names    []string
-	}
-	var stack []*frame
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return
-		}
-		if n := len(stack); n > 0 && stack[n-1].wantName {
-			if name, ok := tok.(string); ok {
-				top := stack[n-1]
-				for _, have := range top.names {
-					if strings.EqualFold(have, name) {
-						t.Fatalf("names %q and %q both accepted", have, name)
-					}
-				}
-				top.names = append(top.names, name)
-				top.wantName = false
-				continue
-			}
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			stack = append(stack, &frame{object: tok == json.Delim('{'), wantName: tok == json.Delim('{')})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value ended: an enclosing object expects a name next.
-		if n := len(stack); n > 0 && stack[n-1].object {
-			stack[n-1].wantName = true
-		}
 	}
 }

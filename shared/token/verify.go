@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/knaight/knaight/shared/internal/jsonscan"
 )
 
 // Verify checks raw, a gateway token in JWS compact form, against keys and
@@ -88,18 +90,18 @@ var headerNames = []string{"alg", "typ", "kid", "crit"}
 
 func parseHeader(data []byte) (header, error) {
 	var h header
-	err := decodeObject(data, func(s *scanner, name, folded string) error {
-		v, err := s.value()
+	err := decodeObject(data, func(s *jsonscan.Scanner, name []byte) error {
+		k, text, err := s.Value()
 		if err != nil {
 			return err
 		}
 		// As the manager's golang-jwt does, a value of the wrong type is
 		// an absent value, refused by the check that needs it.
 		str := ""
-		if v.kind == kindString {
-			str = v.text
+		if k == jsonscan.String {
+			str = string(text)
 		}
-		switch name {
+		switch string(name) {
 		case "alg":
 			h.alg = str
 		case "typ":
@@ -109,8 +111,8 @@ func parseHeader(data []byte) (header, error) {
 		case "crit":
 			return fmt.Errorf("crit header: no extension is understood")
 		default:
-			if slices.Contains(headerNames, folded) {
-				return fmt.Errorf("header %.64q differs from %q only in case", name, folded)
+			if n, ok := jsonscan.FoldMatch(name, headerNames); ok {
+				return fmt.Errorf("header %.64q differs from %q only in case", name, n)
 			}
 		}
 		return nil
@@ -183,9 +185,9 @@ var claimNames = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "org"
 
 func parseClaims(data []byte) (Claims, error) {
 	var c Claims
-	err := decodeObject(data, func(s *scanner, name, folded string) error {
+	err := decodeObject(data, func(s *jsonscan.Scanner, name []byte) error {
 		var err error
-		switch name {
+		switch string(name) {
 		case "iss":
 			c.Issuer, err = readString(s)
 		case "sub":
@@ -215,10 +217,10 @@ func parseClaims(data []byte) (Claims, error) {
 		case "artifact":
 			c.Artifact, err = readArtifact(s)
 		default:
-			if slices.Contains(claimNames, folded) {
-				return fmt.Errorf("claim %.64q differs from %q only in case", name, folded)
+			if n, ok := jsonscan.FoldMatch(name, claimNames); ok {
+				return fmt.Errorf("claim %.64q differs from %q only in case", name, n)
 			}
-			_, err = s.value()
+			_, err = s.Skip()
 		}
 		if err != nil {
 			return fmt.Errorf("claim %s: %w", name, err)
@@ -232,41 +234,41 @@ func parseClaims(data []byte) (Claims, error) {
 }
 
 // readString reads a string, or null ("").
-func readString(s *scanner) (string, error) {
-	v, err := s.value()
+func readString(s *jsonscan.Scanner) (string, error) {
+	k, text, err := s.Value()
 	switch {
 	case err != nil:
 		return "", err
-	case v.kind == kindString:
-		return v.text, nil
-	case v.kind == kindNull:
+	case k == jsonscan.String:
+		return string(text), nil
+	case k == jsonscan.Null:
 		return "", nil
 	}
-	return "", fmt.Errorf("%s, not a string", v.kind)
+	return "", fmt.Errorf("%s, not a string", k)
 }
 
 // readAudience reads "aud": a string, an array of strings, or null (RFC
 // 7519 §4.1.3).
-func readAudience(s *scanner) ([]string, error) {
-	if s.peek() != '[' {
-		v, err := s.value()
+func readAudience(s *jsonscan.Scanner) ([]string, error) {
+	if s.Peek() != jsonscan.Array {
+		k, text, err := s.Value()
 		switch {
 		case err != nil:
 			return nil, err
-		case v.kind == kindString:
-			return []string{v.text}, nil
-		case v.kind == kindNull:
+		case k == jsonscan.String:
+			return []string{string(text)}, nil
+		case k == jsonscan.Null:
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%s, not a string or an array of strings", v.kind)
+		return nil, fmt.Errorf("%s, not a string or an array of strings", k)
 	}
 	aud := []string{}
-	err := s.array(func(s *scanner) error {
-		v, err := s.value()
-		if err == nil && v.kind != kindString {
-			err = fmt.Errorf("%s in the array, not a string", v.kind)
+	err := s.Array(func() error {
+		k, text, err := s.Value()
+		if err == nil && k != jsonscan.String {
+			err = fmt.Errorf("%s in the array, not a string", k)
 		}
-		aud = append(aud, v.text)
+		aud = append(aud, string(text))
 		return err
 	})
 	return aud, err
@@ -278,71 +280,74 @@ const maxDate = 1 << 53
 // readDate reads a NumericDate (RFC 7519 §2): seconds since the epoch,
 // whose fraction golang-jwt drops (rounding down). null is the zero time,
 // which no number gives.
-func readDate(s *scanner) (time.Time, error) {
-	v, err := s.value()
+func readDate(s *jsonscan.Scanner) (time.Time, error) {
+	k, text, err := s.Value()
 	switch {
 	case err != nil:
 		return time.Time{}, err
-	case v.kind == kindNull:
+	case k == jsonscan.Null:
 		return time.Time{}, nil
-	case v.kind != kindNumber:
-		return time.Time{}, fmt.Errorf("%s, not a number", v.kind)
+	case k != jsonscan.Number:
+		return time.Time{}, fmt.Errorf("%s, not a number", k)
 	}
-	f, err := strconv.ParseFloat(v.text, 64)
+	f, err := strconv.ParseFloat(string(text), 64)
 	if err != nil || math.Abs(f) > maxDate {
-		return time.Time{}, fmt.Errorf("%.32s is not a date", v.text)
+		return time.Time{}, fmt.Errorf("%.32s is not a date", text)
 	}
 	t := time.Unix(int64(math.Floor(f)), 0).UTC()
 	if t.IsZero() { // year 1: ours to mean absent, and never a real date
-		return time.Time{}, fmt.Errorf("%.32s is not a date", v.text)
+		return time.Time{}, fmt.Errorf("%.32s is not a date", text)
 	}
 	return t, nil
 }
 
 // readInt reads an integer, or null (0), as encoding/json reads an int.
-func readInt(s *scanner) (int, error) {
-	v, err := s.value()
+func readInt(s *jsonscan.Scanner) (int, error) {
+	k, text, err := s.Value()
 	switch {
 	case err != nil:
 		return 0, err
-	case v.kind == kindNull:
+	case k == jsonscan.Null:
 		return 0, nil
-	case v.kind != kindNumber:
-		return 0, fmt.Errorf("%s, not a number", v.kind)
+	case k != jsonscan.Number:
+		return 0, fmt.Errorf("%s, not a number", k)
 	}
-	n, err := strconv.ParseInt(v.text, 10, 0)
+	n, err := strconv.ParseInt(string(text), 10, 0)
 	if err != nil {
-		return 0, fmt.Errorf("%.32s is not an integer", v.text)
+		return 0, fmt.Errorf("%.32s is not an integer", text)
 	}
 	return int(n), nil
 }
 
+// artifactNames are the members of "artifact".
+var artifactNames = []string{"id", "type"}
+
 // readArtifact reads "artifact": an object with string id and type, or
 // null.
-func readArtifact(s *scanner) (*Artifact, error) {
-	if s.peek() != '{' {
-		v, err := s.value()
+func readArtifact(s *jsonscan.Scanner) (*Artifact, error) {
+	if s.Peek() != jsonscan.Object {
+		k, _, err := s.Value()
 		switch {
 		case err != nil:
 			return nil, err
-		case v.kind == kindNull:
+		case k == jsonscan.Null:
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%s, not an object", v.kind)
+		return nil, fmt.Errorf("%s, not an object", k)
 	}
 	a := &Artifact{}
-	err := s.object(func(s *scanner, name, folded string) error {
+	err := s.Object(func(name []byte, _ int) error {
 		var err error
-		switch name {
+		switch string(name) {
 		case "id":
 			a.ID, err = readString(s)
 		case "type":
 			a.Type, err = readString(s)
 		default:
-			if folded == "id" || folded == "type" {
-				return fmt.Errorf("%.64q differs from %q only in case", name, folded)
+			if n, ok := jsonscan.FoldMatch(name, artifactNames); ok {
+				return fmt.Errorf("%.64q differs from %q only in case", name, n)
 			}
-			_, err = s.value()
+			_, err = s.Skip()
 		}
 		return err
 	})

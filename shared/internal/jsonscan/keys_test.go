@@ -1,4 +1,4 @@
-package mcp
+package jsonscan
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 
 // TestFoldKeyIsEqualFold checks, for every rune, that foldKey maps it and
 // every rune of its case-folding orbit to one rune that bytes.EqualFold
-// equates with it: the map path of keySet then finds the same duplicates
+// equates with it: the map path of KeySet then finds the same duplicates
 // as the pairwise path.
 func TestFoldKeyIsEqualFold(t *testing.T) {
 	for r := rune(0); r <= unicode.MaxRune; r++ {
@@ -46,13 +46,56 @@ func TestKeySet(t *testing.T) {
 		{"folded duplicate past the inline keys", []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "\u212a"}, true},
 	}
 	for _, tt := range tests {
-		var s keySet
+		var s KeySet
 		dup := false
 		for _, k := range tt.keys {
-			dup = s.add([]byte(k)) || dup
+			dup = s.Add([]byte(k)) || dup
 		}
 		if dup != tt.dup {
 			t.Errorf("%s: duplicate = %v, want %v", tt.name, dup, tt.dup)
 		}
+	}
+}
+
+// TestKeySetFolding checks pairs of keys on both paths of KeySet: among a
+// few keys, and past the inline keys.
+func TestKeySetFolding(t *testing.T) {
+	same := [][2]string{{"sub", "SUB"}, {"sub", "ſub"}, {"kid", "Kid"}, {"straße", "STRAßE"}, {"σ", "Σ"}, {"ς", "σ"}, {"agent_id", "Agent_ID"}}
+	differ := [][2]string{{"iss", "İss"}, {"sub", "sup"}, {"ss", "ß"}, {"a", "a "}}
+	for _, fill := range []int{0, 20} {
+		for _, pairs := range [][][2]string{same, differ} {
+			for _, p := range pairs {
+				var s KeySet
+				for i := range fill {
+					s.Add([]byte{'0' + byte(i/10), '0' + byte(i%10)})
+				}
+				s.Add([]byte(p[0]))
+				if dup := s.Add([]byte(p[1])); dup != (len(pairs) == len(same)) {
+					t.Errorf("after %d keys, %q then %q: duplicate = %v", fill, p[0], p[1], dup)
+				}
+			}
+		}
+	}
+}
+
+func TestFoldMatch(t *testing.T) {
+	names := []string{"alg", "kid", "io.modelcontextprotocol/protocolVersion"}
+	tests := []struct {
+		key, want string
+	}{
+		{"ALG", "alg"},
+		{"io.modelcontextprotocol/PROTOCOLVERSION", "io.modelcontextprotocol/protocolVersion"},
+		{"alg", "alg"},
+		{"algo", ""},
+		{"\u212aID", "kid"},
+	}
+	for _, tt := range tests {
+		if got, ok := FoldMatch([]byte(tt.key), names); got != tt.want || ok != (tt.want != "") {
+			t.Errorf("FoldMatch(%q) = %q, %v; want %q", tt.key, got, ok, tt.want)
+		}
+	}
+	long := []byte("io.modelcontextprotocol/clientCapabilities")
+	if allocs := testing.AllocsPerRun(100, func() { FoldMatch(long, names) }); allocs != 0 {
+		t.Errorf("FoldMatch allocates %v times", allocs)
 	}
 }

@@ -1,4 +1,4 @@
-package mcp
+package jsonscan
 
 import (
 	"bytes"
@@ -6,29 +6,31 @@ import (
 	"unicode/utf8"
 )
 
-// keySet holds the unescaped keys of one object and finds keys that
-// encoding/json would match to the same struct field: it compares keys with
+// KeySet holds the keys of one object and finds keys that encoding/json
+// would match to the same struct field: it compares keys with
 // bytes.EqualFold, which is how encoding/json matches a key to a field that
-// has no exact match. MCP objects have a few keys, compared pairwise without
-// allocating; past len(inline) keys the set switches to a map of folded
-// keys, so that a body with many keys costs linear time.
-type keySet struct {
+// has no exact match. Objects usually have a few keys, compared pairwise
+// without allocating; past len(inline) keys the set switches to a map of
+// folded keys, so that an object with many keys costs linear time. The
+// zero KeySet is empty.
+type KeySet struct {
 	n      int
 	inline [16][]byte
 	folded map[string]struct{}
 }
 
-// add adds k and reports whether the set already held a key equal to it
+// Add adds key, which must be valid UTF-8 and stay unchanged while the set
+// is in use, and reports whether the set already held a key equal to it
 // under case folding.
-func (s *keySet) add(k []byte) (dup bool) {
+func (s *KeySet) Add(key []byte) (dup bool) {
 	if s.folded == nil {
 		for _, o := range s.inline[:s.n] {
-			if bytes.EqualFold(o, k) {
+			if bytes.EqualFold(o, key) {
 				return true
 			}
 		}
 		if s.n < len(s.inline) {
-			s.inline[s.n] = k
+			s.inline[s.n] = key
 			s.n++
 			return false
 		}
@@ -37,7 +39,7 @@ func (s *keySet) add(k []byte) (dup bool) {
 			s.folded[foldKey(o)] = struct{}{}
 		}
 	}
-	f := foldKey(k)
+	f := foldKey(key)
 	if _, dup := s.folded[f]; dup {
 		return true
 	}
@@ -63,13 +65,15 @@ func foldKey(k []byte) string {
 	return string(out)
 }
 
-// foldsToAny reports whether k equals one of names under case folding.
-// Callers ask it only about keys that are not exactly one of names.
-func foldsToAny(k []byte, names [][]byte) bool {
+// FoldMatch returns the name of names that key equals under case folding:
+// the field encoding/json would fill from key if no name equals it
+// exactly. Callers ask it about keys that are not exactly one of names, to
+// refuse a key that one parser would read and another would not.
+func FoldMatch(key []byte, names []string) (name string, ok bool) {
 	for _, n := range names {
-		if bytes.EqualFold(k, n) {
-			return true
+		if bytes.EqualFold(key, []byte(n)) {
+			return n, true
 		}
 	}
-	return false
+	return "", false
 }
