@@ -1,18 +1,17 @@
-// Command knaight-run is `make run`: it starts the whole system locally for
-// a first look — a throwaway PostgreSQL from the machine's binaries, the
-// manager migrated and bootstrapped with a demo organization — prints where
-// everything listens and the admin key, and stops it all cleanly on Ctrl-C.
-// Nothing outlives it: the database is deleted on exit.
-//
-// With DATABASE_URL set it uses that server instead of starting one (and
-// creates a fresh database on it, dropped on exit).
+// Command knaight-run is make run: the whole system on this machine. It
+// starts a throwaway PostgreSQL (data under the git-ignored .run folder),
+// the manager (bootstrapping an organization and its admin key), the demo
+// upstream MCP server and the gateway in front of it (the real plugin.wasm
+// in the testenv gateway), registers the gateway through the manager's API,
+// prints the URLs and the environment the README's walkthrough uses, and
+// stops everything on Ctrl-C.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,15 +20,18 @@ import (
 
 	"github.com/knaight/knaight/testenv/managerproc"
 	"github.com/knaight/knaight/testenv/postgres"
+	"github.com/knaight/knaight/testenv/stack"
 )
 
 func main() {
 	listen := flag.String("listen", envOr("KNAIGHT_LISTEN", "127.0.0.1:8080"), "address the manager serves on [KNAIGHT_LISTEN]")
-	dir := flag.String("dir", ".run", "folder for binaries and logs (git-ignored)")
+	gateway := flag.String("gateway-listen", envOr("KNAIGHT_GATEWAY_LISTEN", "127.0.0.1:10000"), "address the gateway serves on [KNAIGHT_GATEWAY_LISTEN]")
+	upstream := flag.String("upstream-listen", envOr("KNAIGHT_UPSTREAM_LISTEN", "127.0.0.1:9000"), "address the demo upstream MCP server serves on [KNAIGHT_UPSTREAM_LISTEN]")
+	dir := flag.String("dir", ".run", "folder for binaries, logs and the database (git-ignored)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *listen, *dir); err != nil {
+	if err := run(ctx, *listen, *gateway, *upstream, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "knaight-run:", err)
 		os.Exit(1)
 	}
@@ -44,22 +46,12 @@ func envOr(k, def string) string {
 
 func step(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
-func run(ctx context.Context, listen, dir string) error {
-	if ln, err := net.Listen("tcp", listen); err != nil {
-		return fmt.Errorf("%s is not free (set KNAIGHT_LISTEN=host:port): %w", listen, err)
-	} else {
-		ln.Close()
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+func run(ctx context.Context, listen, gatewayListen, upstreamListen, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	step("building the manager")
-	manager, err := managerproc.Build(ctx, filepath.Join(dir, "bin"))
-	if err != nil {
-		return err
-	}
-
 	var srv *postgres.Server
+	var err error
 	if url := os.Getenv("DATABASE_URL"); url != "" {
 		step("using the PostgreSQL server at DATABASE_URL")
 		srv, err = postgres.Connect(ctx, url)
@@ -78,35 +70,45 @@ func run(ctx context.Context, listen, dir string) error {
 	defer srv.DropDatabase(context.WithoutCancel(ctx), dbName)
 	dbURL := srv.URL(dbName)
 
-	step("migrating the database, bootstrapping the demo organization, starting the manager")
-	logPath := filepath.Join(dir, "manager.log")
-	m, err := managerproc.Start(ctx, managerproc.Options{Binary: manager, DatabaseURL: dbURL, Listen: listen, LogPath: logPath})
+	step("building the manager and plugin.wasm, starting the manager, the demo upstream and the gateway")
+	logPath := filepath.Join(dir, "gateway.log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
-	base := m.URL
+	defer logFile.Close()
+	st, err := stack.Start(ctx, stack.Options{
+		Dir: dir, DatabaseURL: dbURL, ManagerListen: listen, GatewayListen: gatewayListen, UpstreamListen: upstreamListen,
+		Logger: slog.New(slog.NewJSONHandler(logFile, nil)),
+	})
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`
 Knaight is running.
 
-  manager API   %[1]s/api/v1   (OpenAPI: %[1]s/api/v1/openapi.json)
-  health        %[1]s/healthz  %[1]s/readyz
-  manager log   %[2]s
-  database      %[3]s
+  manager API    %[1]s/api/v1   (OpenAPI: %[1]s/api/v1/openapi.json)
+  gateway        %[2]s   (the filter in front of the demo MCP server)
+  demo upstream  %[3]s   (refuses anything the gateway did not sign)
+  logs           %[4]s  %[5]s
+  database       %[6]s
 
 The bootstrap admin key is shown only now. In another shell:
 
 export KNAIGHT_URL=%[1]s
-export KNAIGHT_KEY=%[4]s
+export KNAIGHT_GATEWAY=%[2]s
+export KNAIGHT_KEY=%[7]s
 
 then follow "Walkthrough" in README.md. Ctrl-C stops everything and deletes the database.
-`, base, logPath, dbURL, m.AdminKey)
+`, st.Manager.URL, st.Resource, st.UpstreamURL, st.Manager.LogPath, logPath, dbURL, st.Manager.AdminKey)
 
 	select {
 	case <-ctx.Done():
 		step("stopping")
-		m.Stop()
-	case err := <-m.Exited():
-		tail, _ := managerproc.Tail(logPath, 20)
+		st.Stop()
+	case err := <-st.Manager.Exited():
+		st.Stop()
+		tail, _ := managerproc.Tail(st.Manager.LogPath, 20)
 		return fmt.Errorf("manager exited: %v\n%s", err, tail)
 	}
 	return nil

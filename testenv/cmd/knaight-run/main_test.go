@@ -40,10 +40,18 @@ func TestReadmeWalkthroughAgainstMakeRun(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	run := exec.CommandContext(ctx, bin, "-listen", addr, "-dir", filepath.Join(dir, "run"))
+	run := exec.CommandContext(ctx, bin, "-listen", addr, "-gateway-listen", free(), "-upstream-listen", free(), "-dir", filepath.Join(dir, "run"))
 	run.Env = withoutEnv(os.Environ(), "DATABASE_URL")
 	stdout, err := run.StdoutPipe()
 	if err != nil {
@@ -79,18 +87,19 @@ func TestReadmeWalkthroughAgainstMakeRun(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("knaight-run not ready in time\n%s\n%s", printed.String(), stderr.String())
 	}
-	if env["KNAIGHT_URL"] != "http://"+addr || !strings.HasPrefix(env["KNAIGHT_KEY"], "knk_") {
+	if env["KNAIGHT_URL"] != "http://"+addr || !strings.HasPrefix(env["KNAIGHT_KEY"], "knk_") || !strings.HasSuffix(env["KNAIGHT_GATEWAY"], "/mcp") {
 		t.Fatalf("printed environment: %v", env)
 	}
 
 	sh := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", walkthrough)
-	sh.Env = append(os.Environ(), "KNAIGHT_URL="+env["KNAIGHT_URL"], "KNAIGHT_KEY="+env["KNAIGHT_KEY"])
+	sh.Env = append(os.Environ(), "KNAIGHT_URL="+env["KNAIGHT_URL"], "KNAIGHT_KEY="+env["KNAIGHT_KEY"], "KNAIGHT_GATEWAY="+env["KNAIGHT_GATEWAY"])
 	out, err := sh.CombinedOutput()
 	if err != nil {
 		t.Fatalf("walkthrough failed: %v\n%s", err, out)
 	}
 	t.Logf("walkthrough output:\n%s", out)
-	for _, want := range []string{`"required": "L3"`, `"satisfied": true`, `"level": "L3"`, `"location": "body.value"`, `"SUSPENDED"`, `"ok": true`, "ANS_STATUS_CHANGED", `"token_type": "Bearer"`, `{"active":false}`, "TOKENS_REVOKED", `"loa": 2`} {
+	for _, want := range []string{`"required": "L3"`, `"satisfied": true`, `"level": "L3"`, `"location": "body.value"`, `"SUSPENDED"`, `"ok": true`, "ANS_STATUS_CHANGED", `"token_type": "Bearer"`, `{"active":false}`, "TOKENS_REVOKED", `"loa": 2`,
+		"X-Knaight-Reason: trust_below_threshold", "deployed web 1.2.3", "X-Knaight-Reason: token_revoked", "tools/call deploy allowed"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, out)
 		}
