@@ -132,19 +132,35 @@ func where(path string) string {
 // is unpacked and fn sees the message inside (packed true), never the Any;
 // an Any whose type is not registered stops the walk with an error.
 func walk(m proto.Message, path string, fn func(path string, m proto.Message, packed bool) error) error {
+	return visit(m, path, fn, false)
+}
+
+// edit is walk for a fn that changes the messages it is given: what fn
+// changes inside an Any is packed into it again.
+func edit(m proto.Message, fn func(path string, m proto.Message, packed bool) error) error {
+	return visit(m, "", fn, true)
+}
+
+func visit(m proto.Message, path string, fn func(path string, m proto.Message, packed bool) error, repack bool) (err error) {
 	packed := false
 	if a, ok := m.(*anypb.Any); ok {
-		inner, err := a.UnmarshalNew()
-		if err != nil {
-			return fmt.Errorf("%s: unpack %s: %w", where(path), a.GetTypeUrl(), err)
+		inner, uerr := a.UnmarshalNew()
+		if uerr != nil {
+			return fmt.Errorf("%s: unpack %s: %w", where(path), a.GetTypeUrl(), uerr)
+		}
+		if repack {
+			defer func() {
+				if err == nil {
+					a.Value, err = proto.MarshalOptions{Deterministic: true}.Marshal(inner)
+				}
+			}()
 		}
 		m, packed = inner, true
 		path += "<" + string(inner.ProtoReflect().Descriptor().FullName()) + ">"
 	}
-	if err := fn(path, m, packed); err != nil {
+	if err = fn(path, m, packed); err != nil {
 		return err
 	}
-	var err error
 	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		name := string(fd.Name())
 		if path != "" {
@@ -157,18 +173,18 @@ func walk(m proto.Message, path string, fn func(path string, m proto.Message, pa
 			}
 			l := v.List()
 			for i := 0; i < l.Len() && err == nil; i++ {
-				err = walk(l.Get(i).Message().Interface(), fmt.Sprintf("%s[%d]", name, i), fn)
+				err = visit(l.Get(i).Message().Interface(), fmt.Sprintf("%s[%d]", name, i), fn, repack)
 			}
 		case fd.IsMap():
 			if fd.MapValue().Message() == nil {
 				return true
 			}
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				err = walk(mv.Message().Interface(), fmt.Sprintf("%s[%v]", name, k.Interface()), fn)
+				err = visit(mv.Message().Interface(), fmt.Sprintf("%s[%v]", name, k.Interface()), fn, repack)
 				return err == nil
 			})
 		case fd.Message() != nil:
-			err = walk(v.Message().Interface(), name, fn)
+			err = visit(v.Message().Interface(), name, fn, repack)
 		}
 		return err == nil
 	})

@@ -1,7 +1,8 @@
 // Package stack starts the whole system on one machine, the way make run
 // and the end-to-end suite need it: a PostgreSQL database, the manager
 // process, the demo upstream MCP server, and the gateway (the real
-// plugin.wasm in the testenv gateway) in front of it, configured through
+// plugin.wasm in the testenv gateway, or in Envoy with envoy/envoy.yaml when
+// Options.Envoy names one) in front of it, configured through
 // the manager's own API as an operator would: a gateway registered, its
 // plugin configuration used as returned, and a demo role whose policy is in
 // an active bundle.
@@ -57,8 +58,11 @@ type Options struct {
 	Workers int
 	// MaxStaleness is the gateways' fail-closed limit (default 5 minutes).
 	MaxStaleness time.Duration
-	// EnvoyWASI runs the gateway in the Envoy-compatible WASI mode.
+	// EnvoyWASI runs the testenv gateway in the Envoy-compatible WASI mode.
 	EnvoyWASI bool
+	// Envoy is an Envoy binary to run as the gateway, configured from
+	// envoy/envoy.yaml, instead of the testenv gateway; see EnvoyBinary.
+	Envoy string
 	// Logger receives the gateway's and the upstream's logs.
 	Logger *slog.Logger
 }
@@ -66,7 +70,10 @@ type Options struct {
 // Stack is the running system.
 type Stack struct {
 	Manager *managerproc.Manager
+	// Gateway is the testenv gateway; nil when Envoy runs instead.
 	Gateway *gateway.Gateway
+	// GatewayLog is the gateway's log file, when it writes one (Envoy).
+	GatewayLog string
 	// GatewayURL and UpstreamURL are base URLs; Resource is the protected
 	// MCP resource behind the gateway, the audience of gateway tokens.
 	GatewayURL, UpstreamURL, Resource string
@@ -77,6 +84,7 @@ type Stack struct {
 	API *Client
 
 	gatewaySrv, upstreamSrv *http.Server
+	envoy                   *envoyProc
 }
 
 // Start builds and starts everything; Stop undoes it.
@@ -137,6 +145,18 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	go s.upstreamSrv.Serve(upLn)
 
 	service := withField(pluginConfig, "service", true)
+	if o.Envoy != "" {
+		// Envoy binds the gateway's address itself.
+		addr := gwLn.Addr().String()
+		gwLn.Close()
+		s.envoy, err = startEnvoy(ctx, o.Envoy, o.Dir, addr, upLn.Addr().String(), s.Manager.URL,
+			filepath.Join(bin, "plugin.wasm"), pluginConfig, service, o.Workers)
+		if err != nil {
+			return nil, err
+		}
+		s.GatewayLog = s.envoy.log
+		return s, nil
+	}
 	s.Gateway, err = gateway.New(ctx, gateway.Config{
 		Wasm: wasm, PluginConfig: pluginConfig, ServiceConfig: service, Workers: o.Workers,
 		Clusters: map[string]string{"knaight_manager": s.Manager.URL},
@@ -219,6 +239,9 @@ func (s *Stack) Stop() {
 	}
 	if s.Gateway != nil {
 		_ = s.Gateway.Close()
+	}
+	if s.envoy != nil {
+		s.envoy.stop()
 	}
 	if s.upstreamSrv != nil {
 		_ = s.upstreamSrv.Shutdown(ctx)
