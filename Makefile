@@ -30,8 +30,12 @@ test: lint ## vet, format check, and every test (PostgreSQL tests use a throwawa
 	$(GO) test $(GOTEST_FLAGS) $(PKGS)
 
 .PHONY: run
-run: ## run the system locally: throwaway PostgreSQL + manager; Ctrl-C stops it
+run: ## run the system locally: throwaway PostgreSQL, manager, demo MCP server, gateway; Ctrl-C stops it
 	$(GO) run ./testenv/cmd/knaight-run
+
+.PHONY: test-soak
+test-soak: ## minutes of MCP traffic through the gateway in both WASI modes, reporting how the filter fares (KNAIGHT_SOAK=10m per mode)
+	$(GO) test -count=1 -tags soak -run TestSoak -timeout 60m -v ./testenv/e2e/
 
 .PHONY: bench
 bench: ## run the benchmarks

@@ -45,7 +45,13 @@ type agent struct {
 
 func TestDemoFlow(t *testing.T) {
 	ctx := t.Context()
-	st, err := stack.Start(ctx, stack.Options{Dir: t.TempDir(), DatabaseURL: postgres.NewDatabase(t), MaxStaleness: staleness})
+	// With an Envoy on PATH (or ENVOY_BIN) the suite runs through it and
+	// envoy/envoy.yaml; otherwise through the testenv gateway.
+	envoy := stack.EnvoyBinary()
+	if envoy != "" {
+		t.Logf("gateway: %s with envoy/envoy.yaml", envoy)
+	}
+	st, err := stack.Start(ctx, stack.Options{Dir: t.TempDir(), DatabaseURL: postgres.NewDatabase(t), MaxStaleness: staleness, Envoy: envoy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +70,8 @@ func TestDemoFlow(t *testing.T) {
 
 	t.Run("a signed trust webhook raises trust and the same call is allowed", func(t *testing.T) {
 		now := time.Now().UTC().Format(time.RFC3339)
-		for _, kind := range []string{"identity.admin_attestation", "identity.dns_verified", "github.org_verified"} {
-			must(t, api.Do(ctx, "POST", "/api/v1/agents/"+a.id+"/signals", map[string]any{
-				"source": "e2e", "kind": kind, "value": 1, "observedAt": now}, 201, nil))
+		for _, kind := range identitySignals {
+			signal(t, st, a, kind, 1)
 		}
 		var src struct{ ID, Secret string }
 		must(t, api.Do(ctx, "POST", "/api/v1/trust/sources", map[string]any{"name": "scorecard", "kinds": []string{"scorecard.score"}}, 201, &src))
@@ -265,6 +270,17 @@ func demoAgent(t *testing.T, st *stack.Stack) agent {
 		"authMethod": "client_secret_basic", "loa": 2, "scopes": []string{"mcp:read", "mcp:invoke"}}, 201, &client))
 	a.clientID, a.secret = client.ClientID, client.ClientSecret
 	return a
+}
+
+// identitySignals with a Scorecard of 8 take the demo agent to L3
+// (docs/trust.md's worked example), which the demo policy requires.
+var identitySignals = []string{"identity.admin_attestation", "identity.dns_verified", "github.org_verified"}
+
+// signal records a trust signal for the agent through the API.
+func signal(t *testing.T, st *stack.Stack, a agent, kind string, value float64) {
+	t.Helper()
+	must(t, st.API.Do(t.Context(), "POST", "/api/v1/agents/"+a.id+"/signals", map[string]any{
+		"source": "e2e", "kind": kind, "value": value, "observedAt": time.Now().UTC().Format(time.RFC3339)}, 201, nil))
 }
 
 func must(t *testing.T, err error) {

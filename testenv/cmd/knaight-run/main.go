@@ -3,8 +3,8 @@
 // the manager (bootstrapping an organization and its admin key), the demo
 // upstream MCP server and the gateway in front of it (the real plugin.wasm
 // in the testenv gateway), registers the gateway through the manager's API,
-// prints the URLs and the environment the README's walkthrough uses, and
-// stops everything on Ctrl-C.
+// prints the URLs, the environment and the README's walkthrough, and stops
+// everything on Ctrl-C.
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -70,6 +71,11 @@ func run(ctx context.Context, listen, gatewayListen, upstreamListen, dir string)
 	defer srv.DropDatabase(context.WithoutCancel(ctx), dbName)
 	dbURL := srv.URL(dbName)
 
+	walk, err := readWalkthrough()
+	if err != nil {
+		return err
+	}
+
 	step("building the manager and plugin.wasm, starting the manager, the demo upstream and the gateway")
 	logPath := filepath.Join(dir, "gateway.log")
 	logFile, err := os.Create(logPath)
@@ -77,12 +83,21 @@ func run(ctx context.Context, listen, gatewayListen, upstreamListen, dir string)
 		return err
 	}
 	defer logFile.Close()
+	envoy := stack.EnvoyBinary()
+	if envoy != "" {
+		step("gateway: %s with envoy/envoy.yaml", envoy)
+	} else {
+		step("gateway: plugin.wasm in the testenv gateway (no envoy on PATH, no ENVOY_BIN)")
+	}
 	st, err := stack.Start(ctx, stack.Options{
 		Dir: dir, DatabaseURL: dbURL, ManagerListen: listen, GatewayListen: gatewayListen, UpstreamListen: upstreamListen,
-		Logger: slog.New(slog.NewJSONHandler(logFile, nil)),
+		Logger: slog.New(slog.NewJSONHandler(logFile, nil)), Envoy: envoy,
 	})
 	if err != nil {
 		return err
+	}
+	if st.GatewayLog != "" {
+		logPath = st.GatewayLog
 	}
 	fmt.Printf(`
 Knaight is running.
@@ -99,8 +114,11 @@ export KNAIGHT_URL=%[1]s
 export KNAIGHT_GATEWAY=%[2]s
 export KNAIGHT_KEY=%[7]s
 
-then follow "Walkthrough" in README.md. Ctrl-C stops everything and deletes the database.
-`, st.Manager.URL, st.Resource, st.UpstreamURL, st.Manager.LogPath, logPath, dbURL, st.Manager.AdminKey)
+and paste the walkthrough (README.md, "Walkthrough", explains each step):
+
+%[8]s
+Ctrl-C stops everything and deletes the database.
+`, st.Manager.URL, st.Resource, st.UpstreamURL, st.Manager.LogPath, logPath, dbURL, st.Manager.AdminKey, walk)
 
 	select {
 	case <-ctx.Done():
@@ -112,4 +130,25 @@ then follow "Walkthrough" in README.md. Ctrl-C stops everything and deletes the 
 		return fmt.Errorf("manager exited: %v\n%s", err, tail)
 	}
 	return nil
+}
+
+// walkthroughBlock is the shell block of README.md's walkthrough.
+var walkthroughBlock = regexp.MustCompile("(?s)<!-- walkthrough:start -->\\s*```sh\\n(.*?)```\\s*<!-- walkthrough:end -->")
+
+// readWalkthrough returns the repository's README.md walkthrough, so that
+// what make run prints and what make test runs are one text.
+func readWalkthrough() (string, error) {
+	root, err := stack.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		return "", err
+	}
+	m := walkthroughBlock.FindSubmatch(readme)
+	if m == nil {
+		return "", fmt.Errorf("%s has no walkthrough block", filepath.Join(root, "README.md"))
+	}
+	return string(m[1]), nil
 }

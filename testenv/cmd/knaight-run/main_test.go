@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,15 +18,10 @@ import (
 // does and runs README.md's walkthrough block, exactly as printed, against
 // it; then stops it with Ctrl-C and checks that it exits cleanly.
 func TestReadmeWalkthroughAgainstMakeRun(t *testing.T) {
-	readme, err := os.ReadFile("../../../README.md")
+	walkthrough, err := readWalkthrough()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?s)<!-- walkthrough:start -->\\s*```sh\\n(.*?)```\\s*<!-- walkthrough:end -->").FindSubmatch(readme)
-	if m == nil {
-		t.Fatal("README.md has no walkthrough block")
-	}
-	walkthrough := string(m[1])
 
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "knaight-run")
@@ -113,6 +107,9 @@ func TestReadmeWalkthroughAgainstMakeRun(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("knaight-run did not stop within 60s of Ctrl-C")
+	}
+	if !strings.Contains(printed.String(), walkthrough) {
+		t.Errorf("knaight-run did not print the walkthrough it was tested with:\n%s", printed.String())
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
