@@ -83,16 +83,22 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	resp, body, err := tryDo(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return resp, body
+}
+
+// tryDo sends req and reads the whole response.
+func tryDo(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
 }
 
 var decisionID = regexp.MustCompile(`^[0-9a-f]{32}$`)
