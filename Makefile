@@ -38,7 +38,11 @@ test-soak: ## minutes of MCP traffic through the gateway in both WASI modes, rep
 	$(GO) test -count=1 -tags soak -run TestSoak -timeout 60m -v ./testenv/e2e/
 
 .PHONY: bench
-bench: ## run the benchmarks
+bench: ## measure against the alternatives in one run; writes BENCHMARKS.md and BENCHMARKS.json (-quick: BENCH_FLAGS=-quick)
+	$(GO) run ./testenv/cmd/knaight-bench $(BENCH_FLAGS)
+
+.PHONY: bench-all
+bench-all: ## every benchmark of every package, as go test prints them
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 .PHONY: lint

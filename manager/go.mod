@@ -55,7 +55,7 @@ require (
 	github.com/jackc/tern/v2 v2.3.4
 	github.com/knaight/knaight/testenv v0.0.0
 	github.com/open-policy-agent/opa v1.22.2
-	golang.org/x/oauth2 v0.36.0
+	golang.org/x/oauth2 v0.37.0
 	golang.org/x/sync v0.23.0
 )
 
