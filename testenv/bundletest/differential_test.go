@@ -67,7 +67,10 @@ func prepareOPA(ctx context.Context, mod *ast.Module, policies []policy.Policy) 
 	if err := util.UnmarshalJSON(raw, &data); err != nil {
 		return nil, err
 	}
-	store := inmem.NewFromObject(map[string]any{"knaight": map[string]any{"policies": data}})
+	// AST values on read: OPA's store at its fastest for a read-only
+	// evaluation (the server's --optimize-store-for-read-speed), so that
+	// the benchmark compares with OPA at its best.
+	store := inmem.NewFromObjectWithOpts(map[string]any{"knaight": map[string]any{"policies": data}}, inmem.OptReturnASTValuesOnRead(true))
 	pq, err := rego.New(
 		rego.Query(decisionQuery),
 		rego.ParsedModule(mod),
@@ -196,28 +199,7 @@ func TestDifferentialGoVsOPA(t *testing.T) {
 // valid, compilable policy list and that the library and the Go evaluator
 // agree on it for a few typical requests.
 func TestExamplePolicies(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(BundlesDir(), "examples", "policies.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Knaight struct {
-			Policies []json.RawMessage `json:"policies"`
-		} `json:"knaight"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("examples/policies.json: %v", err)
-	}
-	var policies []policy.Policy
-	for i, r := range doc.Knaight.Policies {
-		p, err := policy.ParsePolicy(r)
-		if err != nil {
-			t.Fatalf("examples/policies.json, policy %d: %v", i, err)
-		}
-		policies = append(policies, p)
-	}
+	policies := loadExamplePolicies(t)
 	if len(policies) != 9 {
 		t.Fatalf("examples/policies.json holds %d policies, want the 9 of the seeded baseline", len(policies))
 	}
@@ -252,6 +234,35 @@ func TestExamplePolicies(t *testing.T) {
 		}
 		t.Logf("%s -> %s", rawIn, mustJSON(want))
 	}
+}
+
+// loadExamplePolicies reads bundles/examples/policies.json strictly: no
+// unknown keys, every policy as policy.ParsePolicy accepts it.
+func loadExamplePolicies(tb testing.TB) []policy.Policy {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join(BundlesDir(), "examples", "policies.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var doc struct {
+		Knaight struct {
+			Policies []json.RawMessage `json:"policies"`
+		} `json:"knaight"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		tb.Fatalf("examples/policies.json: %v", err)
+	}
+	var policies []policy.Policy
+	for i, r := range doc.Knaight.Policies {
+		p, err := policy.ParsePolicy(r)
+		if err != nil {
+			tb.Fatalf("examples/policies.json, policy %d: %v", i, err)
+		}
+		policies = append(policies, p)
+	}
+	return policies
 }
 
 func mustJSON(v any) string {
