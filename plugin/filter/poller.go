@@ -2,7 +2,6 @@ package filter
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"strconv"
@@ -61,7 +60,7 @@ type poller struct {
 
 func newPoller() *poller {
 	var p poller
-	_, _ = rand.Read(p.owner[:])
+	readRandom(p.owner[:])
 	return &p
 }
 

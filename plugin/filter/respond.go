@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"strconv"
 
@@ -95,11 +94,10 @@ func buildDenial(reason decision.Reason, message, decisionID string, id []byte, 
 	return localResponse{status: status, headers: headers, body: body}
 }
 
-// newDecisionID returns 128 random bits from crypto/rand as 32 hex digits.
-// crypto/rand.Read never fails (since Go 1.24 it crashes the program if the
-// system's source is broken), so there is no error to handle.
+// newDecisionID returns 128 random bits from the host's source (readRandom)
+// as 32 hex digits.
 func newDecisionID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	readRandom(b[:])
 	return hex.EncodeToString(b[:])
 }
