@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -33,8 +34,15 @@ const ReasonDecisionMissing = "decision_id_missing"
 // rpcUnauthorized is the JSON-RPC code of a 401, as the gateway uses it.
 const rpcUnauthorized = -32001
 
-// replayCacheSize bounds the signatures remembered against replay; far
-// above what a demo sees in the 2×skew window.
+// DefaultSkew is the upstream's window for the gateway's signatures. The
+// gateway signs as it forwards, on a clock of the same deployment, so the
+// window is far shorter than the agents' (sign.DefaultSkew); a short window
+// also bounds the replay cache: every signature is remembered for 2×skew.
+const DefaultSkew = 30 * time.Second
+
+// replayCacheSize bounds the signatures remembered against replay: with
+// DefaultSkew, a sustained 1,600 requests per second. Past it the upstream
+// refuses calls (fails closed) until signatures expire.
 const replayCacheSize = 100_000
 
 // Caller is who a request came from, as the gateway vouched for it.
@@ -94,7 +102,11 @@ func callerOf(ctx context.Context, extra *mcp.RequestExtra) Caller {
 // A refusal is 401 (413 for a body too large) with a JSON-RPC error whose
 // data names the reason in the gateway's vocabulary (shared/decision).
 func requireGateway(o Options, logger *slog.Logger, next http.Handler) http.Handler {
-	v := sign.Verifier{Skew: o.Skew, Replay: sign.NewMemoryReplayCache(replayCacheSize)}
+	skew := o.Skew
+	if skew == 0 {
+		skew = DefaultSkew
+	}
+	v := sign.Verifier{Skew: skew, Replay: sign.NewMemoryReplayCache(replayCacheSize)}
 	var all [][]byte
 	byID := make(map[string][][]byte, len(o.UpstreamKeys))
 	for kid, k := range o.UpstreamKeys {

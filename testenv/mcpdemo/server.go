@@ -51,7 +51,7 @@ type Options struct {
 	// several overlap during a rotation.
 	UpstreamKeys map[string][]byte
 	// Skew is the accepted distance of a signature's timestamp from the
-	// server's clock; zero means sign.DefaultSkew.
+	// server's clock; zero means DefaultSkew.
 	Skew time.Duration
 	// Logger receives refusals and the SDK's errors; nil discards them.
 	Logger *slog.Logger

@@ -430,7 +430,7 @@ func TestGatewaySignatureIsRequired(t *testing.T) {
 		{"unknown key id", rawRequest{method: "POST", path: "/mcp", body: initialize, key: testKey, kid: "uk_nope"}, 401, "signature_unknown_key"},
 		{"wrong key under a known id", rawRequest{method: "POST", path: "/mcp", body: initialize, key: bytes.Repeat([]byte{1}, 32), kid: testKID}, 401, "signature_invalid"},
 		{"tampered body", rawRequest{method: "POST", path: "/mcp", body: other, signedBody: new(initialize), key: testKey, kid: testKID}, 401, "signature_invalid"},
-		{"stale signature", rawRequest{method: "POST", path: "/mcp", body: initialize, key: testKey, kid: testKID, at: time.Now().Add(-sign.DefaultSkew - time.Minute)}, 401, "timestamp_skew"},
+		{"stale signature", rawRequest{method: "POST", path: "/mcp", body: initialize, key: testKey, kid: testKID, at: time.Now().Add(-DefaultSkew - time.Second)}, 401, "timestamp_skew"},
 		{"signed GET over a body it does not have", rawRequest{method: "GET", path: "/mcp", signedBody: new("{}"), key: testKey, kid: testKID}, 401, "signature_invalid"},
 		{"signed without a decision id", rawRequest{method: "POST", path: "/mcp", body: initialize, key: testKey, kid: testKID, noDecision: true}, 401, ReasonDecisionMissing},
 		{"body too large", rawRequest{method: "POST", path: "/mcp", body: strings.Repeat(" ", MaxBodyBytes+1), key: testKey, kid: testKID}, 413, "body_too_large"},
