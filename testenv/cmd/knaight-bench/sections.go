@@ -161,7 +161,7 @@ in under 250 ms.`,
 			}
 			rate("token issue", "TokenIssue", "tokens/s", 5000)
 			rate("introspection", "TokenIntrospect", "introspections/s", 0)
-			rate("decision ingest", "Ingest", "records/s", 20000)
+			rate("decision ingest over HTTP", "Ingest/http", "records/s", 20000)
 			if r, ok := findPrefix(s, "BuildSnapshot/agents=10000"); ok {
 				t, _ := r.nanos("op")
 				out = append(out, fmt.Sprintf("snapshot (%s): built in **%s**, %s (budget 250 ms)%s", r.Name, duration(t), bytesSize(r.Metrics["payload-bytes"]), verdict(t < 250e6)))
