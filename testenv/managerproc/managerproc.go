@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -114,6 +116,34 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// StartReplica starts another "knaight-manager serve" of m's binary on
+// m's database, with m's KEK and issuer, on a free loopback port and
+// logging to logPath: a second replica of the same deployment, as a
+// horizontally scaled manager runs behind one public URL. Tokens it issues
+// and snapshots it serves are interchangeable with m's, and a change made
+// on one replica reaches the other's long polls only through PostgreSQL
+// (LISTEN/NOTIFY). The replica shares m's AdminKey; Stop it on its own.
+func (m *Manager) StartReplica(ctx context.Context, logPath string) (*Manager, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	// exec uses the last of duplicate variables, so these override m's.
+	env := append(slices.Clone(m.env), "KNAIGHT_LISTEN="+listen)
+	if !slices.ContainsFunc(m.env, func(kv string) bool { return strings.HasPrefix(kv, "KNAIGHT_ISSUER=") }) {
+		// m's issuer defaults to its own URL: keep it, so that the tokens
+		// either replica issues carry one issuer.
+		env = append(env, "KNAIGHT_ISSUER="+m.URL)
+	}
+	r := &Manager{URL: "http://" + listen, AdminKey: m.AdminKey, LogPath: logPath, binary: m.binary, env: env}
+	if err := r.serve(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // serve starts "knaight-manager serve" and waits until it is ready.

@@ -63,6 +63,11 @@ type Options struct {
 	// Envoy is an Envoy binary to run as the gateway, configured from
 	// envoy/envoy.yaml, instead of the testenv gateway; see EnvoyBinary.
 	Envoy string
+	// Replica starts a second manager process on the same database and
+	// points the gateway's manager cluster at it, while API keeps calling
+	// the first: a change made through API then reaches the gateway only
+	// through PostgreSQL's LISTEN/NOTIFY between the replicas.
+	Replica bool
 	// Logger receives the gateway's and the upstream's logs.
 	Logger *slog.Logger
 }
@@ -70,6 +75,9 @@ type Options struct {
 // Stack is the running system.
 type Stack struct {
 	Manager *managerproc.Manager
+	// Replica is the second manager process the gateway polls, when
+	// Options.Replica asked for one; nil otherwise.
+	Replica *managerproc.Manager
 	// Gateway is the testenv gateway; nil when Envoy runs instead.
 	Gateway *gateway.Gateway
 	// GatewayLog is the gateway's log file, when it writes one (Envoy).
@@ -82,6 +90,12 @@ type Stack struct {
 	OrganizationID, GatewayID, DemoRoleID string
 	// API calls the manager with the admin key.
 	API *Client
+	// UpstreamKeyID and UpstreamKey are the gateway's upstream key, the
+	// one the demo upstream accepts: what the filter signs forwarded
+	// requests with, and what a client reaching the upstream without the
+	// filter (a baseline) must sign with instead.
+	UpstreamKeyID string
+	UpstreamKey   []byte
 
 	gatewaySrv, upstreamSrv *http.Server
 	envoy                   *envoyProc
@@ -135,10 +149,18 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.API = &Client{Base: s.Manager.URL, Key: s.Manager.AdminKey}
+	polled := s.Manager.URL
+	if o.Replica {
+		if s.Replica, err = s.Manager.StartReplica(ctx, filepath.Join(o.Dir, "manager-replica.log")); err != nil {
+			return nil, fmt.Errorf("start the manager replica: %w", err)
+		}
+		polled = s.Replica.URL
+	}
 	pluginConfig, upstreamKID, upstreamKey, err := s.configure(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.UpstreamKeyID, s.UpstreamKey = upstreamKID, upstreamKey
 
 	upstream := mcpdemo.NewHandler(mcpdemo.Options{UpstreamKeys: map[string][]byte{upstreamKID: upstreamKey}, Logger: o.Logger})
 	s.upstreamSrv = newServer(upstream)
@@ -149,7 +171,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		// Envoy binds the gateway's address itself.
 		addr := gwLn.Addr().String()
 		gwLn.Close()
-		s.envoy, err = startEnvoy(ctx, o.Envoy, o.Dir, addr, upLn.Addr().String(), s.Manager.URL,
+		s.envoy, err = startEnvoy(ctx, o.Envoy, o.Dir, addr, upLn.Addr().String(), polled,
 			filepath.Join(bin, "plugin.wasm"), pluginConfig, service, o.Workers)
 		if err != nil {
 			return nil, err
@@ -159,7 +181,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.Gateway, err = gateway.New(ctx, gateway.Config{
 		Wasm: wasm, PluginConfig: pluginConfig, ServiceConfig: service, Workers: o.Workers,
-		Clusters: map[string]string{"knaight_manager": s.Manager.URL},
+		Clusters: map[string]string{"knaight_manager": polled},
 		Upstream: s.UpstreamURL, EnvoyWASI: o.EnvoyWASI, Logger: o.Logger,
 	})
 	if err != nil {
@@ -246,6 +268,9 @@ func (s *Stack) Stop() {
 	if s.upstreamSrv != nil {
 		_ = s.upstreamSrv.Shutdown(ctx)
 	}
+	if s.Replica != nil {
+		s.Replica.Stop()
+	}
 	if s.Manager != nil {
 		s.Manager.Stop()
 	}
@@ -254,14 +279,26 @@ func (s *Stack) Stop() {
 // BuildPlugin compiles the filter as make wasm does and returns it; the
 // binary is also left in dir as plugin.wasm.
 func BuildPlugin(ctx context.Context, dir string) ([]byte, error) {
-	out, err := filepath.Abs(filepath.Join(dir, "plugin.wasm"))
+	return buildWasm(ctx, dir, "plugin.wasm", "github.com/knaight/knaight/plugin")
+}
+
+// BuildNoopPlugin compiles plugin/internal/noop, the filter that lets
+// every request through untouched, the baseline of the filter's
+// benchmarks, and returns it; the binary is also left in dir as noop.wasm.
+func BuildNoopPlugin(ctx context.Context, dir string) ([]byte, error) {
+	return buildWasm(ctx, dir, "noop.wasm", "github.com/knaight/knaight/plugin/internal/noop")
+}
+
+// buildWasm compiles the proxy-wasm module pkg into dir/name.
+func buildWasm(ctx context.Context, dir, name, pkg string) ([]byte, error) {
+	out, err := filepath.Abs(filepath.Join(dir, name))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", out, "github.com/knaight/knaight/plugin")
+	cmd := exec.CommandContext(ctx, "go", "build", "-buildmode=c-shared", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build plugin.wasm: %w\n%s", err, msg)
+		return nil, fmt.Errorf("build %s: %w\n%s", name, err, msg)
 	}
 	return os.ReadFile(out)
 }
