@@ -55,8 +55,12 @@ func keyAAD(org uuid.UUID, kid string) []byte {
 // get returns the organization's bundle signing key, creating it (and
 // recording BUNDLE_SIGNING_KEY_CREATED) on first use.
 func (k Keys) get(ctx context.Context, tx pgx.Tx, org uuid.UUID, actor string, now time.Time) (privateKey, error) {
-	// Serialise first-key creation per organization.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, org); err != nil {
+	// Serialise first-key creation per organization. FOR NO KEY UPDATE,
+	// not FOR UPDATE: it still excludes the other creators, but not the
+	// key-share lock every ledger writer takes on this row (the foreign key
+	// of its events) while it holds the ledger head. FOR UPDATE here, then
+	// the ledger head, deadlocked with them.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE`, org); err != nil {
 		return privateKey{}, fmt.Errorf("lock organization: %w", err)
 	}
 	var pk privateKey

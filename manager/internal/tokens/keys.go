@@ -109,8 +109,12 @@ func (k Keys) create(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg, actor s
 // active returns the organization's active key of alg, creating the first
 // one on demand.
 func (k Keys) active(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg, actor string, now time.Time) (*key, error) {
-	// Serialise first-key creation per organization.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, org); err != nil {
+	// Serialise first-key creation per organization. FOR NO KEY UPDATE,
+	// not FOR UPDATE: it still excludes the other creators, but not the
+	// key-share lock every ledger writer takes on this row (the foreign key
+	// of its events) while it holds the ledger head. FOR UPDATE here, then
+	// the ledger head, deadlocked with them.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE`, org); err != nil {
 		return nil, fmt.Errorf("lock organization: %w", err)
 	}
 	var kid string

@@ -1,0 +1,68 @@
+package api_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/knaight/knaight/shared/decision"
+)
+
+// Token issue and decision ingest write the same organization's ledger at
+// once. Every writer must take the ledger head and the organization row in
+// one order; when issue locked the organization row FOR UPDATE first, an
+// ingest holding the head and waiting for the row's key-share lock (the
+// foreign key of its rows) deadlocked with it, and PostgreSQL failed one of
+// the two after a second.
+func TestTokenIssueAndDecisionIngestDoNotDeadlock(t *testing.T) {
+	e := newEnv(t)
+	e.withAudience("EdDSA")
+	agent := e.registerAgent("deploy-bot", e.templateID("deployer"), "production").str("id")
+	_, cred := e.registerGateway("edge", "production")
+	e.issue(agent, nil) // the first signing key exists before the race
+
+	deadline := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures = append(failures, fmt.Sprintf(format, args...))
+	}
+	counts := make([]int, 6)
+	for w := range 3 {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				r := e.do("POST", "/api/v1/enforcement/tokens/issue", e.admin, map[string]any{
+					"organizationId": e.org.ID, "agentId": agent, "loaLevel": 2, "scope": []string{"mcp:invoke"}})
+				if r.Status != 201 {
+					fail("token issue: %d %s", r.Status, r.Raw)
+				}
+				counts[w]++
+			}
+		})
+		wg.Go(func() {
+			for n := 0; time.Now().Before(deadline); n++ {
+				recs := make([]decision.Record, 50)
+				for i := range recs {
+					recs[i] = record(1_000_000*(w+1)+50*n+i, true)
+				}
+				r := e.do("POST", "/api/v1/gateway/decisions", cred, decision.Batch{Records: recs})
+				if r.Status != 200 {
+					fail("ingest: %d %s", r.Status, r.Raw)
+				}
+				counts[3+w]++
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("requests per worker (issue x3, ingest x3): %v", counts)
+	for _, f := range failures {
+		t.Error(f)
+	}
+	if v := e.must(200, "GET", "/api/v1/audit/verify", e.admin, nil); v.get("ok") != true {
+		t.Fatalf("verify: %s", v.Raw)
+	}
+}
