@@ -114,16 +114,20 @@ func benchToken(b *testing.B) string {
 	if t, ok := benchTokens[key]; ok {
 		return t
 	}
-	t := freshToken()
+	t := freshToken(testNow())
 	benchTokens[key] = t
 	return t
 }
 
-// freshToken mints a token no VM has seen (a new jti), good for a day.
-func freshToken() string {
+// freshToken mints a token no VM has seen (a new jti), valid from an hour
+// before now for a day: the tokens of a run are minted before it, on a
+// clock that moves on as they are.
+func freshToken(now time.Time) string {
 	c := fxClaims()
 	c["jti"] = newUUID()
-	c["exp"] = testNow().Add(24 * time.Hour).Unix()
+	c["iat"] = now.Unix()
+	c["nbf"] = now.Add(-time.Hour).Unix()
+	c["exp"] = now.Add(24 * time.Hour).Unix()
 	return mint(&testing.T{}, c, fxTokenKID)
 }
 
@@ -144,10 +148,11 @@ func runBench(b *testing.B, vm types.VMContext, filter bool, req func(b *testing
 	// Sign every request before the clock starts: a signature is good once.
 	reqs := make([][][2]string, b.N)
 	r := req(b)
+	minted := testNow()
 	for i := range reqs {
 		r.ts = testNow()
 		if fresh {
-			r.token = freshToken()
+			r.token = freshToken(minted)
 		}
 		hs := r.headers(&testing.T{})
 		reqs[i] = append(hs, [2]string{"content-length", strconv.Itoa(len(r.body))})
@@ -165,10 +170,14 @@ func runBench(b *testing.B, vm types.VMContext, filter bool, req func(b *testing
 			act = host.CallOnRequestBody(id, r.body, true)
 			local = host.GetSentLocalResponse(id) != nil
 		}
+		sent := host.GetSentLocalResponse(id)
 		host.CompleteHttpContext(id)
 		took[i] = time.Since(start)
 		if !want(act, local) {
-			b.Fatalf("request %d: action %v, local response %v", i, act, local)
+			if sent != nil {
+				b.Fatalf("request %d: action %v, local response %d %s", i, act, sent.StatusCode, sent.Data)
+			}
+			b.Fatalf("request %d: action %v, no local response", i, act)
 		}
 	}
 	b.StopTimer()
