@@ -25,15 +25,27 @@ import (
 func main() {
 	out := flag.String("out", "BENCHMARKS.md", "the report")
 	raw := flag.String("json", "BENCHMARKS.json", "the raw figures")
-	only := flag.String("sections", "", "comma-separated section ids to run (default all): "+sectionIDs())
+	only := flag.String("sections", "", "comma-separated section ids to run (default all), keeping the other sections' figures from -json: "+sectionIDs())
 	quick := flag.Bool("quick", false, "a smoke run: one short pass of each benchmark, figures not worth publishing")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
 	rep := Report{Machine: describeMachine(), Started: time.Now().UTC(), Quick: *quick}
+	var earlier Report
+	if *only != "" {
+		if js, err := os.ReadFile(*raw); err == nil {
+			if err := json.Unmarshal(js, &earlier); err != nil {
+				fmt.Fprintf(os.Stderr, "knaight-bench: %s: %v\n", *raw, err)
+				os.Exit(1)
+			}
+		}
+	}
 	for _, s := range sections {
 		if *only != "" && !contains(strings.Split(*only, ","), s.ID) {
+			if sr := sectionResult(earlier, s.ID); sr != nil {
+				rep.Sections = append(rep.Sections, *sr)
+			}
 			continue
 		}
 		sr := SectionResult{ID: s.ID}
