@@ -49,13 +49,13 @@ func TestRenderComparesWithinTheRun(t *testing.T) {
 		Machine: Machine{CPU: "Example CPU", Cores: 2, MemoryGB: 8, OS: "linux/amd64", Go: "go1.26"},
 		Started: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), Finished: time.Date(2026, 11, 23, 12, 20, 0, 0, time.UTC),
 		Sections: []SectionResult{
-			{ID: "policy", Runs: []RunResult{{Command: "go test -bench x ./testenv/bundletest", Results: results}}},
-			{ID: "manager", Runs: []RunResult{{Command: "go test -bench y ./manager/internal/api", Error: "exit status 1\nFAIL"}}},
+			{ID: "policy", Runs: []RunResult{{Command: "go test -bench x ./testenv/bundletest", Seconds: 900, Results: results}}},
+			{ID: "manager", Runs: []RunResult{{Command: "go test -bench y ./manager/internal/api", Seconds: 300, Error: "exit status 1\nFAIL"}}},
 		},
 	}
 	md := render(rep)
 	for _, want := range []string{
-		"Example CPU, 2 cores", "memory: 8 GB", "in 20m0s",
+		"Example CPU, 2 cores", "memory: 8 GB", "the benchmarks took 20m0s",
 		"## 2. Policy decision", "opa-prepared 30 µs per decision vs shared/policy 210 ns: **143x** (budget 50x): within budget",
 		"opa-http: not measured",
 		"| `PolicyDecision/shared-policy` | 210 ns | 185 ns | 925 ns |", "16 B",

@@ -116,8 +116,14 @@ func render(rep Report) string {
 	var b strings.Builder
 	m := rep.Machine
 	fmt.Fprintf(&b, "# Benchmarks\n\n")
-	fmt.Fprintf(&b, "Written by `make bench` (`testenv/cmd/knaight-bench`) on %s, in %s. The raw figures are in\n",
-		rep.Started.Format("2006-01-02"), rep.Finished.Sub(rep.Started).Round(time.Second))
+	var took float64
+	for _, s := range rep.Sections {
+		for _, r := range s.Runs {
+			took += r.Seconds
+		}
+	}
+	fmt.Fprintf(&b, "Written by `make bench` (`testenv/cmd/knaight-bench`) on %s; the benchmarks took %s. The raw figures are in\n",
+		rep.Started.Format("2006-01-02"), (time.Duration(took) * time.Second).Round(time.Second))
 	fmt.Fprintf(&b, "`BENCHMARKS.json`. Every comparison below was measured in this same run on this machine:\n\n")
 	fmt.Fprintf(&b, "- CPU: %s, %d cores\n- memory: %d GB\n- %s, %s\n\n", orUnknown(m.CPU), m.Cores, m.MemoryGB, m.OS, m.Go)
 	if rep.Quick {
@@ -272,6 +278,8 @@ func duration(ns float64) string {
 
 func bytesSize(v float64) string {
 	switch {
+	case v >= 1<<30:
+		return fmt.Sprintf("%.3g GiB", v/(1<<30))
 	case v >= 1<<20:
 		return fmt.Sprintf("%.3g MiB", v/(1<<20))
 	case v >= 1<<10:
