@@ -124,7 +124,7 @@ func render(rep Report) string {
 	}
 	fmt.Fprintf(&b, "Written by `make bench` (`testenv/cmd/knaight-bench`) on %s; the benchmarks took %s. The raw figures are in\n",
 		rep.Started.Format("2006-01-02"), (time.Duration(took) * time.Second).Round(time.Second))
-	fmt.Fprintf(&b, "`BENCHMARKS.json`. Every comparison below was measured in this same run on this machine:\n\n")
+	fmt.Fprintf(&b, "`BENCHMARKS.json`. Each section's figures, and every comparison in it, come from one run on this machine:\n\n")
 	fmt.Fprintf(&b, "- CPU: %s, %d cores\n- memory: %d GB\n- %s, %s\n\n", orUnknown(m.CPU), m.Cores, m.MemoryGB, m.OS, m.Go)
 	if rep.Quick {
 		b.WriteString("> **A -quick run**: one short pass of each benchmark, to check the report works. These figures are not worth publishing.\n\n")
