@@ -155,7 +155,7 @@ func (p *pluginContext) NewHttpContext(uint32) types.HttpContext {
 
 // enqueue hands a decision record to the poller through the shared queue.
 func (p *pluginContext) enqueue(r *decision.Record) {
-	data := appendRecord(make([]byte, 0, 512), r)
+	data := appendRecord(make([]byte, 0, 1024), r) // a typical record is just over 512 bytes
 	if len(data) > decision.MaxRecordJSON {
 		// Escaping can make a record of valid field lengths too large for
 		// the manager; shorten what the client chose rather than lose it.

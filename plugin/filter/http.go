@@ -47,6 +47,8 @@ type httpContext struct {
 	agent  *snapshot.Agent
 	hmac   [][]byte
 	rpcID  []byte
+	// path is the request's :path, read once.
+	path string
 	// Headers of MCP 2026-07-28, and whether each was present.
 	protocol, mcpMethod, mcpName string
 	hasMethod, hasName           bool
@@ -73,6 +75,7 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 	}
 	method := header(":method")
 	path := header(":path")
+	h.path = path
 	h.rec.HTTPMethod, h.rec.Path = truncate(method, 16), truncate(path, decision.MaxPathLen)
 
 	if (method == "GET" || method == "HEAD") && p.isMetadataPath(path) {
@@ -241,7 +244,7 @@ func (h *httpContext) tooLarge(n int64) types.Action {
 func (h *httpContext) finish(body []byte) types.Action {
 	p, v, sh := h.p, h.v, h.sig
 	digest := sign.BodyDigest(body)
-	req := sign.Request{Method: h.rec.HTTPMethod, Target: header(":path"), BodySHA256: digest, Agent: sh.Agent, Timestamp: sh.Timestamp}
+	req := sign.Request{Method: h.rec.HTTPMethod, Target: h.path, BodySHA256: digest, Agent: sh.Agent, Timestamp: sh.Timestamp}
 	now := h.now
 	verifier := sign.Verifier{Skew: v.skew, Now: func() time.Time { return now }}
 	var err error
@@ -353,7 +356,7 @@ func (h *httpContext) allow(body []byte, d policy.Decision, digest [32]byte) typ
 	// second (or millisecond) must not get the same signature, or the
 	// upstream's replay check refuses the second.
 	ts := h.now.UTC().Format("2006-01-02T15:04:05.000000000Z")
-	up := sign.Request{Method: h.rec.HTTPMethod, Target: header(":path"), BodySHA256: digest, Agent: h.agent.ANSName, Timestamp: ts}
+	up := sign.Request{Method: h.rec.HTTPMethod, Target: h.path, BodySHA256: digest, Agent: h.agent.ANSName, Timestamp: ts}
 	signature, err := sign.Sign(v.snap.Upstream.Secret, up)
 	if err != nil {
 		return h.deny(decision.InternalError, "cannot sign the request for the upstream: "+err.Error(), h.rpcID)
