@@ -314,8 +314,13 @@ func TestEachCallReportsItsOwnDecision(t *testing.T) {
 
 func TestOlderUpstreamKeyStillAccepted(t *testing.T) {
 	srv, _ := newDemo(t)
-	for _, kid := range []string{"uk_old", ""} {
-		cs, err := connect(t.Context(), srv.URL, newGatewayTransport(bytes.Repeat([]byte{0x33}, 32), kid), "2025-06-18", nil)
+	for i, kid := range []string{"uk_old", ""} {
+		gw := newGatewayTransport(bytes.Repeat([]byte{0x33}, 32), kid)
+		// The key id is not signed, so both sessions' identical
+		// notifications/initialized would be one signature, a replay, if
+		// signed in the same millisecond: a second apart, they are not.
+		gw.signer.Now = func() time.Time { return time.Now().Add(time.Duration(i) * time.Second) }
+		cs, err := connect(t.Context(), srv.URL, gw, "2025-06-18", nil)
 		if err != nil {
 			t.Fatalf("key id %q: %v", kid, err)
 		}
