@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -366,35 +365,7 @@ func (o *opaServer) healthy() bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// decide asks OPA for data.knaight.policy.decision. It reads every answer
-// to its end, so that the connection is kept alive.
+// decide asks the server for the library's decision on in.
 func (o *opaServer) decide(in *policy.Input) (policy.Decision, error) {
-	body, err := json.Marshal(struct {
-		Input *policy.Input `json:"input"`
-	}{in})
-	if err != nil {
-		return policy.Decision{}, err
-	}
-	resp, err := o.client.Post(o.url+"/v1/data/knaight/policy/decision", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return policy.Decision{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return policy.Decision{}, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return policy.Decision{}, fmt.Errorf("status %d: %s", resp.StatusCode, raw)
-	}
-	var out struct {
-		Result *policy.Decision `json:"result"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return policy.Decision{}, fmt.Errorf("%w: %s", err, raw)
-	}
-	if out.Result == nil {
-		return policy.Decision{}, fmt.Errorf("decision undefined: %s", raw)
-	}
-	return *out.Result, nil
+	return AskOPA(o.client, o.url, in)
 }

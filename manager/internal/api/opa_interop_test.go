@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/knaight/knaight/shared/policy"
+	"github.com/knaight/knaight/testenv/bundletest"
 )
 
 // buildOPA builds the OPA binary of the version manager/go.mod pins.
@@ -98,32 +99,7 @@ func (o *opaSidecar) healthy() bool {
 // decide asks OPA for data.knaight.policy.decision.
 func (o *opaSidecar) decide(t *testing.T, in policy.Input) (policy.Decision, error) {
 	t.Helper()
-	doc, err := json.Marshal(map[string]any{"input": in})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(o.url+"/v1/data/knaight/policy/decision", "application/json", bytes.NewReader(doc))
-	if err != nil {
-		return policy.Decision{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return policy.Decision{}, err
-	}
-	if resp.StatusCode != 200 {
-		return policy.Decision{}, fmt.Errorf("status %d: %s", resp.StatusCode, raw)
-	}
-	var out struct {
-		Result *policy.Decision `json:"result"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return policy.Decision{}, fmt.Errorf("%v: %s", err, raw)
-	}
-	if out.Result == nil {
-		return policy.Decision{}, fmt.Errorf("no result: %s", raw)
-	}
-	return *out.Result, nil
+	return bundletest.AskOPA(http.DefaultClient, o.url, &in)
 }
 
 // revision is the revision of OPA's knaight bundle, "" when none.
