@@ -9,13 +9,10 @@ package bench
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -59,11 +56,9 @@ func startStack(b *testing.B, replica bool) *stack.Stack {
 
 // agent is an agent of the demo role as the benchmarks use it.
 type agent struct {
-	ans, kid           string
-	key                []byte
-	clientID, secret   string
-	httpClient         *http.Client
-	gatewayURL, tokens string // the resource it calls, the token endpoint
+	stack.Agent
+	st         *stack.Stack
+	httpClient *http.Client
 	// ids numbers the agent's JSON-RPC calls: two identical bodies signed in
 	// the same millisecond would be a replay.
 	ids atomic.Uint64
@@ -74,68 +69,21 @@ type agent struct {
 // demo policy requires.
 func trustedAgent(b *testing.B, st *stack.Stack) *agent {
 	b.Helper()
-	ctx, api := b.Context(), st.API
-	var reg struct {
-		ID  string `json:"id"`
-		ANS struct {
-			Name string `json:"name"`
-		} `json:"ans"`
-		HMACKey struct {
-			KID    string `json:"kid"`
-			Secret string `json:"secret"`
-		} `json:"hmacKey"`
-	}
-	must(b, api.Do(ctx, "POST", "/api/v1/agents", map[string]any{
-		"name": "bench-bot", "roleTemplateId": st.DemoRoleID, "environment": stack.Environment, "activate": true}, 201, &reg))
-	key, err := base64.RawURLEncoding.DecodeString(reg.HMACKey.Secret)
+	a, err := st.RegisterAgent(b.Context(), "bench-bot")
 	must(b, err)
-	var client struct{ ClientID, ClientSecret string }
-	must(b, api.Do(ctx, "POST", "/api/v1/agents/"+reg.ID+"/oauth-clients", map[string]any{
-		"authMethod": "client_secret_basic", "loa": 2, "scopes": []string{"mcp:read", "mcp:invoke"}}, 201, &client))
-	for kind, value := range map[string]float64{
-		"identity.admin_attestation": 1, "identity.dns_verified": 1, "github.org_verified": 1, "scorecard.score": 8,
-	} {
-		must(b, api.Do(ctx, "POST", "/api/v1/agents/"+reg.ID+"/signals", map[string]any{
-			"source": "bench", "kind": kind, "value": value, "observedAt": time.Now().UTC().Format(time.RFC3339)}, 201, nil))
-	}
+	must(b, st.AddSignals(b.Context(), a, "bench", append(stack.IdentitySignals, stack.ScorecardSignal)...))
 	return &agent{
-		ans: reg.ANS.Name, kid: reg.HMACKey.KID, key: key, clientID: client.ClientID, secret: client.ClientSecret,
+		Agent: a, st: st,
 		// Its own keep-alive connections, so that no other client's traffic
 		// closes them.
 		httpClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 30 * time.Second},
-		gatewayURL: st.Resource, tokens: st.Manager.URL + "/oauth2/token",
 	}
 }
 
 // token gets a gateway token as the agent does: OAuth client_credentials
 // for the gateway's resource.
 func (a *agent) token(ctx context.Context) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"mcp:read mcp:invoke"}, "resource": {a.gatewayURL}}
-	req, err := http.NewRequestWithContext(ctx, "POST", a.tokens, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	req.SetBasicAuth(a.clientID, a.secret)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := a.httpClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("/oauth2/token: %d: %s", resp.StatusCode, raw)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(raw, &tok); err != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("/oauth2/token: no access token: %v", err)
-	}
-	return tok.AccessToken, nil
+	return a.st.Token(ctx, a.httpClient, a.Agent)
 }
 
 // allowed is the outcome of a call the gateway let through.
@@ -146,7 +94,7 @@ const allowed = "allowed"
 // X-Knaight-Reason, or allowed.
 func (a *agent) call(ctx context.Context, token string) (string, error) {
 	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"deploy","arguments":{"service":"web","version":"1"}}}`, a.ids.Add(1))
-	req, err := http.NewRequestWithContext(ctx, "POST", a.gatewayURL, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, "POST", a.st.Resource, strings.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -154,7 +102,7 @@ func (a *agent) call(ctx context.Context, token string) (string, error) {
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
 	req.Header.Set("Authorization", "Bearer "+token)
-	if err := sign.SignHTTP(req, []byte(body), a.key, a.ans, a.kid, time.Now()); err != nil {
+	if err := sign.SignHTTP(req, []byte(body), a.Key, a.ANSName, a.KeyID, time.Now()); err != nil {
 		return "", err
 	}
 	resp, err := a.httpClient.Do(req)

@@ -46,13 +46,13 @@ func BenchmarkGatewayEndToEnd(b *testing.B) {
 
 	b.Run("filter=knaight", func(b *testing.B) {
 		load(b, st.Resource, func() http.RoundTripper {
-			return &mcpdemo.SigningTransport{Base: newTransport(), Token: token, Agent: a.ans, KeyID: a.kid, Key: a.key}
+			return &mcpdemo.SigningTransport{Base: newTransport(), Token: token, Agent: a.ANSName, KeyID: a.KeyID, Key: a.Key}
 		})
 	})
 	b.Run("filter=noop", func(b *testing.B) {
 		url := noopGateway(b, st)
 		load(b, url+"/mcp", func() http.RoundTripper {
-			return vouched{&mcpdemo.SigningTransport{Base: newTransport(), Token: token, Agent: a.ans, KeyID: st.UpstreamKeyID, Key: st.UpstreamKey}}
+			return vouched{&mcpdemo.SigningTransport{Base: newTransport(), Token: token, Agent: a.ANSName, KeyID: st.UpstreamKeyID, Key: st.UpstreamKey}}
 		})
 	})
 }

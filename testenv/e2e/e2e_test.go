@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -70,9 +69,7 @@ func TestDemoFlow(t *testing.T) {
 
 	t.Run("a signed trust webhook raises trust and the same call is allowed", func(t *testing.T) {
 		now := time.Now().UTC().Format(time.RFC3339)
-		for _, kind := range identitySignals {
-			signal(t, st, a, kind, 1)
-		}
+		signal(t, st, a, stack.IdentitySignals...)
 		var src struct{ ID, Secret string }
 		must(t, api.Do(ctx, "POST", "/api/v1/trust/sources", map[string]any{"name": "scorecard", "kinds": []string{"scorecard.score"}}, 201, &src))
 		secret, err := base64.RawURLEncoding.DecodeString(src.Secret)
@@ -245,42 +242,15 @@ func TestDemoFlow(t *testing.T) {
 // with an OAuth client for its tokens.
 func demoAgent(t *testing.T, st *stack.Stack) agent {
 	t.Helper()
-	ctx, api := t.Context(), st.API
-	var reg struct {
-		ID  string `json:"id"`
-		ANS struct {
-			Name   string `json:"name"`
-			Status string `json:"status"`
-		} `json:"ans"`
-		HMACKey struct {
-			KID    string `json:"kid"`
-			Secret string `json:"secret"`
-		} `json:"hmacKey"`
-	}
-	must(t, api.Do(ctx, "POST", "/api/v1/agents", map[string]any{
-		"name": "deploy-bot", "roleTemplateId": st.DemoRoleID, "environment": stack.Environment, "activate": true}, 201, &reg))
-	if reg.ANS.Status != "ACTIVE" {
-		t.Fatalf("ANS status %q", reg.ANS.Status)
-	}
-	key, err := base64.RawURLEncoding.DecodeString(reg.HMACKey.Secret)
+	a, err := st.RegisterAgent(t.Context(), "deploy-bot")
 	must(t, err)
-	a := agent{id: reg.ID, ans: reg.ANS.Name, kid: reg.HMACKey.KID, key: key}
-	var client struct{ ClientID, ClientSecret string }
-	must(t, api.Do(ctx, "POST", "/api/v1/agents/"+a.id+"/oauth-clients", map[string]any{
-		"authMethod": "client_secret_basic", "loa": 2, "scopes": []string{"mcp:read", "mcp:invoke"}}, 201, &client))
-	a.clientID, a.secret = client.ClientID, client.ClientSecret
-	return a
+	return agent{id: a.ID, ans: a.ANSName, kid: a.KeyID, key: a.Key, clientID: a.ClientID, secret: a.ClientSecret}
 }
 
-// identitySignals with a Scorecard of 8 take the demo agent to L3
-// (docs/trust.md's worked example), which the demo policy requires.
-var identitySignals = []string{"identity.admin_attestation", "identity.dns_verified", "github.org_verified"}
-
-// signal records a trust signal for the agent through the API.
-func signal(t *testing.T, st *stack.Stack, a agent, kind string, value float64) {
+// signal records trust signals for the agent through the API.
+func signal(t *testing.T, st *stack.Stack, a agent, signals ...stack.Signal) {
 	t.Helper()
-	must(t, st.API.Do(t.Context(), "POST", "/api/v1/agents/"+a.id+"/signals", map[string]any{
-		"source": "e2e", "kind": kind, "value": value, "observedAt": time.Now().UTC().Format(time.RFC3339)}, 201, nil))
+	must(t, st.AddSignals(t.Context(), a.stack(), "e2e", signals...))
 }
 
 func must(t *testing.T, err error) {
@@ -294,20 +264,14 @@ func must(t *testing.T, err error) {
 // client_credentials with its client secret, for the gateway's resource.
 func oauthToken(t *testing.T, st *stack.Stack, a agent) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"mcp:read mcp:invoke"}, "resource": {st.Resource}}
-	req, _ := http.NewRequest("POST", st.Manager.URL+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.SetBasicAuth(a.clientID, a.secret)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
+	token, err := st.Token(t.Context(), nil, a.stack())
 	must(t, err)
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("/oauth2/token: %d %v", resp.StatusCode, err)
-	}
-	return tok.AccessToken
+	return token
+}
+
+// stack is the agent as the stack package knows it.
+func (a agent) stack() stack.Agent {
+	return stack.Agent{ID: a.id, ANSName: a.ans, KeyID: a.kid, Key: a.key, ClientID: a.clientID, ClientSecret: a.secret}
 }
 
 // outcome is what the gateway answered to one request.

@@ -47,10 +47,7 @@ func TestSoak(t *testing.T) {
 			must(t, err)
 			t.Cleanup(st.Stop)
 			a := demoAgent(t, st)
-			for _, kind := range identitySignals {
-				signal(t, st, a, kind, 1)
-			}
-			signal(t, st, a, "scorecard.score", 8)
+			signal(t, st, a, append(stack.IdentitySignals, stack.ScorecardSignal)...)
 			token := oauthToken(t, st, a)
 			call := func(id int) outcome {
 				// A distinct id per call: two identical bodies signed in the
