@@ -180,14 +180,20 @@ func (m *Manager) Stop() {
 	if m.cmd == nil || m.cmd.Process == nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-	case <-time.After(20 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-m.exited
-	}
+	Terminate(m.cmd.Process, m.exited, 20*time.Second)
 	m.cmd = nil
+}
+
+// Terminate asks the process to exit (SIGTERM) and kills it if it has not
+// within grace; exited receives its Wait result.
+func Terminate(p *os.Process, exited <-chan error, grace time.Duration) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
 }
 
 // Restart starts the manager again after Stop, on the same address and

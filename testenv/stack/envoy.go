@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/knaight/knaight/testenv/envoyconfig"
@@ -130,13 +129,7 @@ func startEnvoy(ctx context.Context, bin, dir, listen, upstream, managerURL, was
 
 // stop asks Envoy to exit, and kills it if it has not within 10 s.
 func (p *envoyProc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	managerproc.Terminate(p.cmd.Process, p.exited, 10*time.Second)
 }
 
 // freeAddr is a loopback host:port nothing listens on at the moment.
