@@ -178,6 +178,11 @@ func TestDenials(t *testing.T) {
 			r.extra = [][2]string{{"x-knaight-signature", "hmac-sha256=zz"}}
 			return r
 		}, 401, decision.SignatureMalformed, `resource_metadata=`, "null"},
+		{"signature header repeated with another value", func(t *testing.T) request {
+			r := toolCall(t, "deploy_app")
+			r.repeat = [][2]string{{"x-knaight-signature", "hmac-sha256=" + strings.Repeat("0", 64)}}
+			return r
+		}, 401, decision.SignatureMalformed, `resource_metadata=`, "null"},
 		{"stale timestamp", func(t *testing.T) request {
 			r := toolCall(t, "deploy_app")
 			r.ts = testNow().Add(-6 * time.Minute)

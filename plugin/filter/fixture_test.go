@@ -200,7 +200,10 @@ type request struct {
 	ts           time.Time
 	key          []byte
 	extra        [][2]string
-	unsigned     bool
+	// repeat is appended after extra as it is, so that a header can occur
+	// twice.
+	repeat   [][2]string
+	unsigned bool
 }
 
 func toolCall(t *testing.T, tool string) request {
@@ -239,7 +242,7 @@ func (r request) headers(t *testing.T) [][2]string {
 			hs = append(hs, e)
 		}
 	}
-	return hs
+	return append(hs, r.repeat...)
 }
 
 // gateway wraps the emulator with the fixture's moves.

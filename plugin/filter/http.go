@@ -47,8 +47,10 @@ type httpContext struct {
 	agent  *snapshot.Agent
 	hmac   [][]byte
 	rpcID  []byte
-	// path is the request's :path, read once.
-	path string
+	// headers is the request's header map, read from the host once; path
+	// its :path.
+	headers headerList
+	path    string
 	// Headers of MCP 2026-07-28, and whether each was present.
 	protocol, mcpMethod, mcpName string
 	hasMethod, hasName           bool
@@ -73,8 +75,13 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 		ID: newDecisionID(), Kind: decision.KindDecision, Time: now.UTC(),
 		Organization: p.config.Organization, Environment: string(p.config.Environment),
 	}
-	method := header(":method")
-	path := header(":path")
+	hs, err := proxywasm.GetHttpRequestHeaders()
+	if err != nil {
+		return h.deny(decision.InternalError, "cannot read the request headers: "+err.Error(), nil)
+	}
+	h.headers = hs
+	method, _ := h.headers.get(":method")
+	path, _ := h.headers.get(":path")
 	h.path = path
 	h.rec.HTTPMethod, h.rec.Path = truncate(method, 16), truncate(path, decision.MaxPathLen)
 
@@ -102,7 +109,8 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 	}
 
 	// The gateway token.
-	raw, ok := bearer(header("authorization"))
+	authorization, _ := h.headers.get("authorization")
+	raw, ok := bearer(authorization)
 	if !ok {
 		return h.deny(decision.TokenMissing, "a gateway token is required (Authorization: Bearer)", nil,
 			[2]string{"www-authenticate", `Bearer resource_metadata="` + p.config.metadataURL + `"`})
@@ -123,7 +131,7 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 	}
 
 	// The request signature's headers and timestamp.
-	sh, err := sign.ParseHeaders(requestHeaderValues)
+	sh, err := sign.ParseHeaders(h.headers.values)
 	if err != nil {
 		if errors.Is(err, sign.ErrMissingHeader) {
 			return h.deny(decision.SignatureMissing, "request signature missing: "+err.Error(), nil, h.authChallenge())
@@ -167,14 +175,14 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 		return h.deny(decision.SignatureUnknownKey, fmt.Sprintf("agent %q has no live request-signing key %q", sh.Agent, sh.KeyID), nil, h.authChallenge())
 	}
 
-	h.protocol, _ = headerOpt(mcp.HeaderProtocolVersion)
-	h.mcpMethod, h.hasMethod = headerOpt(mcp.HeaderMethod)
-	h.mcpName, h.hasName = headerOpt(mcp.HeaderName)
+	h.protocol, _ = h.headers.get(mcp.HeaderProtocolVersion)
+	h.mcpMethod, h.hasMethod = h.headers.get(mcp.HeaderMethod)
+	h.mcpName, h.hasName = h.headers.get(mcp.HeaderName)
 
 	if endOfStream {
 		return h.finish(nil)
 	}
-	if cl, ok := headerOpt("content-length"); ok {
+	if cl, ok := h.headers.get("content-length"); ok {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n > int64(p.config.MaxBodyBytes) {
 			return h.tooLarge(n)
 		}
@@ -340,11 +348,7 @@ func (h *httpContext) denyMessage(err error) types.Action {
 // upstream and lets it through.
 func (h *httpContext) allow(body []byte, d policy.Decision, digest [32]byte) types.Action {
 	v := h.v
-	headers, err := proxywasm.GetHttpRequestHeaders()
-	if err != nil {
-		return h.deny(decision.InternalError, "cannot read the request headers: "+err.Error(), h.rpcID)
-	}
-	for _, hv := range headers {
+	for _, hv := range h.headers {
 		name := strings.ToLower(hv[0])
 		if name == "authorization" || strings.HasPrefix(name, "x-knaight-") || strings.HasPrefix(name, "x-sck-") {
 			if err := proxywasm.RemoveHttpRequestHeader(hv[0]); err != nil {
@@ -509,26 +513,39 @@ func (h *httpContext) recoverDeny(callback string, action *types.Action) {
 }
 
 // header returns a request header's value, "" when absent.
-func header(name string) string {
-	v, _ := proxywasm.GetHttpRequestHeader(name)
-	return v
-}
+// headerList is a request's header map as the host gives it: lower-case
+// names, a repeated header as several entries.
+type headerList [][2]string
 
-// headerOpt returns a request header's value and whether it was present.
-func headerOpt(name string) (string, bool) {
-	v, err := proxywasm.GetHttpRequestHeader(name)
-	return v, err == nil
-}
-
-// requestHeaderValues adapts the host's header map to sign.ParseHeaders.
-// Proxy-wasm joins repeated headers; a joined value fails ParseHeaders'
-// syntax checks, which is the refusal repeated headers deserve.
-func requestHeaderValues(name string) []string {
-	v, err := proxywasm.GetHttpRequestHeader(strings.ToLower(name))
-	if err != nil {
-		return nil
+// get returns the value of the header name (matched without regard to
+// case) and whether it is present; the values of a repeated header are
+// joined with commas (RFC 9110, 5.3), which makes a repeated Authorization
+// or MCP header fail to parse: the refusal it deserves.
+func (l headerList) get(name string) (string, bool) {
+	var v string
+	found := false
+	for _, kv := range l {
+		if strings.EqualFold(kv[0], name) {
+			if found {
+				v += "," + kv[1]
+			} else {
+				v, found = kv[1], true
+			}
+		}
 	}
-	return []string{v}
+	return v, found
+}
+
+// values returns every value of the header name, for sign.ParseHeaders,
+// which refuses a signature header that is repeated.
+func (l headerList) values(name string) []string {
+	var out []string
+	for _, kv := range l {
+		if strings.EqualFold(kv[0], name) {
+			out = append(out, kv[1])
+		}
+	}
+	return out
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" value;
