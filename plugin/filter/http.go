@@ -110,7 +110,7 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 
 	// The gateway token.
 	authorization, _ := h.headers.get("authorization")
-	raw, ok := bearer(authorization)
+	raw, ok := token.Bearer(authorization)
 	if !ok {
 		return h.deny(decision.TokenMissing, "a gateway token is required (Authorization: Bearer)", nil,
 			[2]string{"www-authenticate", `Bearer resource_metadata="` + p.config.metadataURL + `"`})
@@ -546,16 +546,6 @@ func (l headerList) values(name string) []string {
 		}
 	}
 	return out
-}
-
-// bearer extracts the token of an "Authorization: Bearer <token>" value;
-// the scheme is case-insensitive (RFC 7235).
-func bearer(v string) (string, bool) {
-	if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
-		return "", false
-	}
-	t := strings.TrimSpace(v[7:])
-	return t, t != ""
 }
 
 // truncate cuts s to at most n bytes on a UTF-8 boundary.

@@ -26,6 +26,7 @@ import (
 	"github.com/knaight/knaight/manager/internal/notify"
 	"github.com/knaight/knaight/manager/internal/seal"
 	"github.com/knaight/knaight/manager/internal/snapshots"
+	sharedtoken "github.com/knaight/knaight/shared/token"
 )
 
 // Version is the API version reported in the OpenAPI document.
@@ -177,7 +178,7 @@ func gatewayPrincipal(ctx context.Context) gateways.Authenticated {
 // authenticateGateway resolves a request's gateway credential. Every
 // failure is fault.ErrUnauthenticated, an API key included.
 func (s *Server) authenticateGateway(ctx context.Context, header string) (gateways.Authenticated, error) {
-	token, ok := bearer(header)
+	token, ok := sharedtoken.Bearer(header)
 	if !ok {
 		return gateways.Authenticated{}, fault.ErrUnauthenticated
 	}
@@ -208,7 +209,7 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
-	token, ok := bearer(ctx.Header("Authorization"))
+	token, ok := sharedtoken.Bearer(ctx.Header("Authorization"))
 	if !ok {
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="knaight"`)
 		huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "missing or malformed Authorization: Bearer <api key>")
@@ -230,27 +231,6 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		return
 	}
 	next(huma.WithContext(ctx, auth.WithPrincipal(ctx.Context(), p)))
-}
-
-func bearer(h string) (string, bool) {
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	return h[len(prefix):], true
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		ca, cb := a[i]|0x20, b[i]|0x20
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }
 
 // principal returns the request's authenticated caller.

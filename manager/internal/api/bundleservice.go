@@ -21,6 +21,7 @@ import (
 	"github.com/knaight/knaight/manager/internal/db"
 	"github.com/knaight/knaight/manager/internal/fault"
 	"github.com/knaight/knaight/shared/policy"
+	sharedtoken "github.com/knaight/knaight/shared/token"
 )
 
 // The OPA bundle service: what a stock OPA sidecar configured with this
@@ -61,7 +62,7 @@ func writeProblem(w http.ResponseWriter, status int, detail string) {
 // opaPrincipal authenticates a sidecar's bearer API key (any role) or
 // answers 401 and returns false.
 func (s *Server) opaPrincipal(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
-	token, ok := bearer(r.Header.Get("Authorization"))
+	token, ok := sharedtoken.Bearer(r.Header.Get("Authorization"))
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="knaight"`)
 		writeProblem(w, http.StatusUnauthorized, "missing or malformed Authorization: Bearer <api key>")

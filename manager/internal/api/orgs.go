@@ -9,6 +9,7 @@ import (
 
 	"github.com/knaight/knaight/manager/internal/auth"
 	"github.com/knaight/knaight/manager/internal/orgs"
+	sharedtoken "github.com/knaight/knaight/shared/token"
 )
 
 type bootstrapInput struct {
@@ -49,7 +50,7 @@ func (s *Server) registerBootstrap() {
 		if s.BootstrapToken == "" {
 			return nil, huma.Error404NotFound("bootstrap over HTTP is disabled: start the manager with a bootstrap token, or run knaight-manager bootstrap")
 		}
-		token, ok := bearer(in.Authorization)
+		token, ok := sharedtoken.Bearer(in.Authorization)
 		if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(s.BootstrapToken)) != 1 {
 			return nil, huma.Error401Unauthorized("wrong bootstrap token")
 		}

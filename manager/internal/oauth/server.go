@@ -23,6 +23,7 @@ import (
 	"github.com/knaight/knaight/manager/internal/db"
 	"github.com/knaight/knaight/manager/internal/fault"
 	"github.com/knaight/knaight/manager/internal/tokens"
+	sharedtoken "github.com/knaight/knaight/shared/token"
 )
 
 // MaxBodyBytes bounds the body of a request to an OAuth endpoint.
@@ -221,7 +222,7 @@ func (s Server) introspect(w http.ResponseWriter, r *http.Request) (tokens.Intro
 // introspector authenticates the caller of the introspection endpoint and
 // returns its organization.
 func (s Server) introspector(ctx context.Context, r *http.Request, form url.Values) (uuid.UUID, error) {
-	key, ok := bearer(r.Header.Get("Authorization"))
+	key, ok := sharedtoken.Bearer(r.Header.Get("Authorization"))
 	if !ok {
 		client, err := s.authenticate(ctx, r, form, s.issuer()+IntrospectPath)
 		return client.OrganizationID, err
@@ -241,11 +242,6 @@ func (s Server) introspector(ctx context.Context, r *http.Request, form url.Valu
 		return uuid.Nil, &Error{Code: "insufficient_scope", Description: "the API key's role may not introspect tokens", status: http.StatusForbidden}
 	}
 	return p.OrganizationID, nil
-}
-
-func bearer(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(h, " ")
-	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // Revoke serves POST /oauth2/revoke (RFC 7009). A client revokes tokens
