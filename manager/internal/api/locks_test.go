@@ -66,3 +66,76 @@ func TestTokenIssueAndDecisionIngestDoNotDeadlock(t *testing.T) {
 		t.Fatalf("verify: %s", v.Raw)
 	}
 }
+
+// A gateway's credential rotation locks its row, then appends to the
+// ledger; a decision batch from that gateway locks the row's key (the
+// foreign key of its records), then the ledger head. When ingest took the
+// head first, the two waited on each other and PostgreSQL failed one.
+func TestCredentialRotationAndDecisionIngestDoNotDeadlock(t *testing.T) {
+	e := newEnv(t)
+	id, first := e.registerGateway("edge", "production")
+	var mu sync.Mutex
+	cred := first
+	current := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return cred
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	var failures []string
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures = append(failures, fmt.Sprintf(format, args...))
+	}
+	var rotations, batches, stored int
+	wg.Go(func() {
+		for time.Now().Before(deadline) {
+			r := e.do("POST", "/api/v1/gateways/"+id+"/credential", e.admin, nil)
+			if r.Status != 200 {
+				fail("rotate: %d %s", r.Status, r.Raw)
+				return
+			}
+			mu.Lock()
+			cred = r.str("credential")
+			mu.Unlock()
+			rotations++
+		}
+	})
+	for w := range 2 {
+		wg.Go(func() {
+			for n := 0; time.Now().Before(deadline); n++ {
+				recs := make([]decision.Record, 50)
+				for i := range recs {
+					recs[i] = record(1_000_000*(w+1)+50*n+i, true)
+				}
+				// A batch sent with a credential rotated meanwhile is refused;
+				// any other answer than 200 or 401 is a failure.
+				switch r := e.do("POST", "/api/v1/gateway/decisions", current(), decision.Batch{Records: recs}); r.Status {
+				case 200:
+					mu.Lock()
+					stored++
+					mu.Unlock()
+				case 401:
+				default:
+					fail("ingest: %d %s", r.Status, r.Raw)
+				}
+				mu.Lock()
+				batches++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d rotations, %d batches, %d stored", rotations, batches, stored)
+	for _, f := range failures {
+		t.Error(f)
+	}
+	if stored == 0 {
+		t.Error("no batch was stored")
+	}
+	if v := e.must(200, "GET", "/api/v1/audit/verify", e.admin, nil); v.get("ok") != true {
+		t.Fatalf("verify: %s", v.Raw)
+	}
+}

@@ -209,9 +209,13 @@ func List(ctx context.Context, q db.Querier, org uuid.UUID) ([]Gateway, error) {
 }
 
 // lockLive returns a live gateway locked for update; a revoked one is a
-// conflict.
+// conflict. FOR NO KEY UPDATE, not FOR UPDATE: revoking or rotating never
+// changes the row's key, and FOR UPDATE would also wait for the key-share
+// lock a decision batch from the gateway holds (the foreign key of its
+// records) while that batch waits for the ledger head this transaction
+// takes next: a deadlock PostgreSQL breaks by failing one of them.
 func lockLive(ctx context.Context, tx pgx.Tx, org, id uuid.UUID) (Gateway, error) {
-	rows, err := tx.Query(ctx, selectGateway+` WHERE organization_id = $1 AND id = $2 FOR UPDATE`, org, id)
+	rows, err := tx.Query(ctx, selectGateway+` WHERE organization_id = $1 AND id = $2 FOR NO KEY UPDATE`, org, id)
 	if err != nil {
 		return Gateway{}, fmt.Errorf("lock gateway: %w", err)
 	}
