@@ -26,6 +26,7 @@ import (
 	"github.com/knaight/knaight/manager/internal/notify"
 	"github.com/knaight/knaight/manager/internal/seal"
 	"github.com/knaight/knaight/manager/internal/snapshots"
+	"github.com/knaight/knaight/manager/internal/tokens"
 	sharedtoken "github.com/knaight/knaight/shared/token"
 )
 
@@ -71,6 +72,9 @@ type Server struct {
 	Config
 	api       huma.API
 	snapshots *snapshots.Builder
+	// signingKeys keeps the organizations' token signing keys once
+	// unsealed, for every request of this process.
+	signingKeys *tokens.OpenedKeys
 }
 
 // New returns the manager's HTTP handler: health endpoints, the OpenAPI
@@ -104,7 +108,7 @@ func New(cfg Config) (http.Handler, *Server) {
 	}
 	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaNamer)
 	registerSchemas(hc.Components.Schemas)
-	s := &Server{Config: cfg}
+	s := &Server{Config: cfg, signingKeys: &tokens.OpenedKeys{}}
 	s.snapshots = s.newSnapshotBuilder()
 	s.api = humachi.New(router, hc)
 	s.api.UseMiddleware(s.authenticate)

@@ -81,7 +81,11 @@ type signingKeyOutput struct {
 }
 
 func (s *Server) tokens() tokens.Service {
-	return tokens.Service{Keys: tokens.Keys{Sealer: s.Sealer}, Issuer: s.Issuer}
+	return tokens.Service{Keys: s.tokenSigningKeys(), Issuer: s.Issuer}
+}
+
+func (s *Server) tokenSigningKeys() tokens.Keys {
+	return tokens.Keys{Sealer: s.Sealer, Opened: s.signingKeys}
 }
 
 // sameOrganization answers 404 for an organizationId other than the
@@ -178,7 +182,7 @@ func (s *Server) registerEnforcement() {
 		p := principal(ctx)
 		var out tokenSettingsOutput
 		err := db.InTx(ctx, s.Pool, func(tx pgx.Tx) (err error) {
-			out.Body, err = tokens.Keys{Sealer: s.Sealer}.SetSettings(ctx, tx, p.OrganizationID, in.Body, p.Actor(), s.Now())
+			out.Body, err = s.tokenSigningKeys().SetSettings(ctx, tx, p.OrganizationID, in.Body, p.Actor(), s.Now())
 			return err
 		})
 		return &out, s.failIf(ctx, err)
@@ -201,7 +205,7 @@ func (s *Server) registerEnforcement() {
 		p := principal(ctx)
 		var out signingKeyOutput
 		err := db.InTx(ctx, s.Pool, func(tx pgx.Tx) (err error) {
-			out.Body, err = tokens.Keys{Sealer: s.Sealer}.Rotate(ctx, tx, p.OrganizationID, p.Actor(), s.Now())
+			out.Body, err = s.tokenSigningKeys().Rotate(ctx, tx, p.OrganizationID, p.Actor(), s.Now())
 			return err
 		})
 		return &out, s.failIf(ctx, err)

@@ -139,15 +139,17 @@ func Append(ctx context.Context, tx pgx.Tx, e Entry, now time.Time) (Event, erro
 	if ev.Hash, err = computeHash(&ev); err != nil {
 		return Event{}, err
 	}
+	// One statement stores the event and moves the head: the head stays
+	// locked, and every other writer of the organization waits, for one
+	// round trip to PostgreSQL fewer.
 	_, err = tx.Exec(ctx, `
-		INSERT INTO ledger_events (id, organization_id, seq, event_type, actor, subject_type, subject_id, details, created_at, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		WITH event AS (
+			INSERT INTO ledger_events (id, organization_id, seq, event_type, actor, subject_type, subject_id, details, created_at, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11))
+		UPDATE ledger_heads SET seq = $3, hash = $11 WHERE organization_id = $2`,
 		ev.ID, ev.OrganizationID, ev.Seq, ev.Type, ev.Actor, ev.SubjectType, ev.SubjectID, string(ev.Details), ev.CreatedAt, ev.PrevHash, ev.Hash)
 	if err != nil {
-		return Event{}, fmt.Errorf("append %s: insert: %w", e.Type, err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE ledger_heads SET seq = $2, hash = $3 WHERE organization_id = $1`, ev.OrganizationID, ev.Seq, ev.Hash); err != nil {
-		return Event{}, fmt.Errorf("append %s: move head: %w", e.Type, err)
+		return Event{}, fmt.Errorf("append %s: %w", e.Type, err)
 	}
 	return ev, nil
 }

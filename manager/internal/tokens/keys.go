@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +25,39 @@ import (
 // Private keys and HS256 secrets are sealed with the KEK, bound to their kid.
 type Keys struct {
 	Sealer *seal.Sealer
+	// Opened, when set, keeps keys once unsealed, so that issuing a token
+	// does not unseal (and for Ed25519, re-derive) the same key every time.
+	Opened *OpenedKeys
+}
+
+// OpenedKeys caches unsealed signing keys by kid. An entry is used only
+// while the stored sealed form is byte for byte the one it was opened from,
+// so a key row restored or replaced under the same kid is opened afresh,
+// and a key gone from the database is never used: the row is still read on
+// every use, only the unsealing is saved.
+type OpenedKeys struct {
+	m sync.Map // kid -> *key
+}
+
+func (c *OpenedKeys) get(kid string, sealed []byte) *key {
+	if c == nil {
+		return nil
+	}
+	v, ok := c.m.Load(kid)
+	if !ok {
+		return nil
+	}
+	k := v.(*key)
+	if !bytes.Equal(k.sealed, sealed) {
+		return nil
+	}
+	return k
+}
+
+func (c *OpenedKeys) put(k *key) {
+	if c != nil {
+		c.m.Store(k.kid, k)
+	}
 }
 
 // SigningKey describes a signing key; it never carries private material.
@@ -39,13 +74,13 @@ type SigningKey struct {
 
 // key is an opened signing key.
 type key struct {
-	kid       string
-	org       uuid.UUID
-	alg       string
-	public    ed25519.PublicKey
-	private   ed25519.PrivateKey // EdDSA
-	secret    []byte             // HS256
-	retiredAt *time.Time
+	kid     string
+	org     uuid.UUID
+	alg     string
+	public  ed25519.PublicKey
+	private ed25519.PrivateKey // EdDSA
+	secret  []byte             // HS256
+	sealed  []byte             // the stored form it was opened from
 }
 
 // signer returns what golang-jwt signs with.
@@ -107,42 +142,66 @@ func (k Keys) create(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg, actor s
 }
 
 // active returns the organization's active key of alg, creating the first
-// one on demand.
+// one on demand. Issuing reads the active key without a lock, so concurrent
+// issues of one organization do not queue here; only creating a key takes
+// the organization's key lock.
 func (k Keys) active(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg, actor string, now time.Time) (*key, error) {
-	// Serialise first-key creation per organization. FOR NO KEY UPDATE,
-	// not FOR UPDATE: it still excludes the other creators, but not the
-	// key-share lock every ledger writer takes on this row (the foreign key
-	// of its events) while it holds the ledger head. FOR UPDATE here, then
-	// the ledger head, deadlocked with them.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE`, org); err != nil {
-		return nil, fmt.Errorf("lock organization: %w", err)
+	key, err := k.openActive(ctx, tx, org, alg)
+	if !errors.Is(err, errUnknownKey) {
+		return key, err
 	}
-	var kid string
-	err := tx.QueryRow(ctx, `SELECT kid FROM signing_keys WHERE organization_id = $1 AND algorithm = $2 AND retired_at IS NULL`, org, alg).Scan(&kid)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err := lockKeys(ctx, tx, org); err != nil {
+		return nil, err
+	}
+	// Another transaction may have created it while this one waited.
+	key, err = k.openActive(ctx, tx, org, alg)
+	if errors.Is(err, errUnknownKey) {
 		return k.create(ctx, tx, org, alg, actor, now)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("find signing key: %w", err)
+	return key, err
+}
+
+// lockKeys serialises the creation and rotation of an organization's keys
+// until tx ends. FOR NO KEY UPDATE, not FOR UPDATE: it still excludes the
+// other creators, but not the key-share lock every ledger writer takes on
+// this row (the foreign key of its head) while it holds the ledger head.
+// FOR UPDATE here, then the ledger head, deadlocked with them.
+func lockKeys(ctx context.Context, tx pgx.Tx, org uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE`, org); err != nil {
+		return fmt.Errorf("lock organization's keys: %w", err)
 	}
-	return k.open(ctx, tx, kid)
+	return nil
+}
+
+const selectKeyMaterial = `SELECT kid, organization_id, algorithm, public_key, private_sealed FROM signing_keys`
+
+// openActive loads and unseals the organization's active key of alg, or
+// answers errUnknownKey.
+func (k Keys) openActive(ctx context.Context, q db.Querier, org uuid.UUID, alg string) (*key, error) {
+	return k.load(q.QueryRow(ctx, selectKeyMaterial+` WHERE organization_id = $1 AND algorithm = $2 AND retired_at IS NULL`, org, alg))
 }
 
 // open loads and unseals a key by kid, whatever its organization.
 func (k Keys) open(ctx context.Context, q db.Querier, kid string) (*key, error) {
-	out := &key{kid: kid}
-	var public, sealed []byte
-	err := q.QueryRow(ctx, `SELECT organization_id, algorithm, public_key, private_sealed, retired_at FROM signing_keys WHERE kid = $1`, kid).
-		Scan(&out.org, &out.alg, &public, &sealed, &out.retiredAt)
+	return k.load(q.QueryRow(ctx, selectKeyMaterial+` WHERE kid = $1`, kid))
+}
+
+func (k Keys) load(row pgx.Row) (*key, error) {
+	out := &key{}
+	var public []byte
+	err := row.Scan(&out.kid, &out.org, &out.alg, &public, &out.sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errUnknownKey
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load signing key: %w", err)
 	}
-	private, err := k.Sealer.Open(sealed, keyAAD(out.org, kid))
+	if cached := k.Opened.get(out.kid, out.sealed); cached != nil {
+		return cached, nil
+	}
+	private, err := k.Sealer.Open(out.sealed, keyAAD(out.org, out.kid))
 	if err != nil {
-		return nil, fmt.Errorf("open signing key %s: %w", kid, err)
+		return nil, fmt.Errorf("open signing key %s: %w", out.kid, err)
 	}
 	if out.alg == HS256 {
 		out.secret = private
@@ -150,6 +209,7 @@ func (k Keys) open(ctx context.Context, q db.Querier, kid string) (*key, error) 
 		out.private = ed25519.NewKeyFromSeed(private)
 		out.public = ed25519.PublicKey(public)
 	}
+	k.Opened.put(out)
 	return out, nil
 }
 
@@ -159,6 +219,9 @@ var errUnknownKey = errors.New("unknown signing key")
 // with a new one and records SIGNING_KEY_ROTATED. The retired key keeps
 // verifying, and stays in the JWKS, until the last token it signed expires.
 func (k Keys) Rotate(ctx context.Context, tx pgx.Tx, org uuid.UUID, actor string, now time.Time) (SigningKey, error) {
+	if err := lockKeys(ctx, tx, org); err != nil {
+		return SigningKey{}, err
+	}
 	s, err := GetSettings(ctx, tx, org)
 	if err != nil {
 		return SigningKey{}, err

@@ -71,9 +71,14 @@ func checkResource(s string) error {
 
 // GetSettings returns the organization's token settings.
 func GetSettings(ctx context.Context, q db.Querier, org uuid.UUID) (Settings, error) {
+	return scanSettings(q.QueryRow(ctx, selectSettings, org), org)
+}
+
+const selectSettings = `SELECT token_algorithm, token_default_ttl_seconds, token_max_ttl_seconds, token_audiences FROM organizations WHERE id = $1`
+
+func scanSettings(row pgx.Row, org uuid.UUID) (Settings, error) {
 	var s Settings
-	err := q.QueryRow(ctx, `SELECT token_algorithm, token_default_ttl_seconds, token_max_ttl_seconds, token_audiences FROM organizations WHERE id = $1`, org).
-		Scan(&s.Algorithm, &s.DefaultTTLSeconds, &s.MaxTTLSeconds, &s.Audiences)
+	err := row.Scan(&s.Algorithm, &s.DefaultTTLSeconds, &s.MaxTTLSeconds, &s.Audiences)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, fmt.Errorf("organization %s: %w", org, fault.ErrNotFound)
 	}

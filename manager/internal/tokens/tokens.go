@@ -120,10 +120,11 @@ func validateScopes(inv *fault.Invalid, field string, scopes []string) {
 // the gateway checks it on every request, so a token issued below the
 // policy starts working when the agent's trust rises.
 func (s Service) Issue(ctx context.Context, tx pgx.Tx, org uuid.UUID, req IssueRequest, actor string, now time.Time) (Issued, error) {
-	settings, err := GetSettings(ctx, tx, org)
+	r, err := s.read(ctx, tx, org, req.AgentID)
 	if err != nil {
 		return Issued{}, err
 	}
+	settings := r.settings
 	var inv fault.Invalid
 	aud := req.Audience
 	switch {
@@ -149,21 +150,19 @@ func (s Service) Issue(ctx context.Context, tx pgx.Tx, org uuid.UUID, req IssueR
 		return Issued{}, err
 	}
 
-	var ansName, status string
-	err = tx.QueryRow(ctx, `SELECT r.name, r.status FROM role_agents a JOIN ans_registrations r ON r.organization_id = a.organization_id AND r.agent_id = a.id
-		WHERE a.organization_id = $1 AND a.id = $2`, org, req.AgentID).Scan(&ansName, &status)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if r.ansName == "" {
 		return Issued{}, fault.Field("agentId", "no such agent in this organization", req.AgentID)
 	}
-	if err != nil {
-		return Issued{}, fmt.Errorf("issue token: %w", err)
+	ansName := r.ansName
+	if r.status != "ACTIVE" {
+		return Issued{}, fmt.Errorf("agent %s is %s, not ACTIVE: %w", req.AgentID, r.status, fault.ErrConflict)
 	}
-	if status != "ACTIVE" {
-		return Issued{}, fmt.Errorf("agent %s is %s, not ACTIVE: %w", req.AgentID, status, fault.ErrConflict)
-	}
-	k, err := s.Keys.active(ctx, tx, org, settings.Algorithm, actor, now)
-	if err != nil {
-		return Issued{}, err
+	k := r.keys[settings.Algorithm]
+	if k == nil {
+		// The organization's first key of this algorithm.
+		if k, err = s.Keys.active(ctx, tx, org, settings.Algorithm, actor, now); err != nil {
+			return Issued{}, err
+		}
 	}
 
 	at := now.UTC().Truncate(time.Second)
@@ -211,6 +210,47 @@ func (s Service) Issue(ctx context.Context, tx pgx.Tx, org uuid.UUID, req IssueR
 		Details: map[string]any{"tokenId": rec.JTI, "ansName": ansName, "audience": aud, "scope": rec.Scopes, "loa": rec.LoA, "kid": k.kid,
 			"expiresAt": rec.ExpiresAt, "artifactId": rec.ArtifactID, "artifactType": rec.ArtifactType, "issuerId": rec.IssuerID, "clientId": req.ClientID}}, now)
 	return Issued{Token: token, Record: rec}, err
+}
+
+// issueReads is what Issue reads before it signs.
+type issueReads struct {
+	settings        Settings
+	ansName, status string          // the agent's ANS registration; "" when there is no such agent
+	keys            map[string]*key // the organization's active keys, by algorithm
+}
+
+// read fetches the organization's token settings, the agent's ANS name and
+// status, and the organization's active signing keys in one round trip to
+// PostgreSQL: on a busy manager the round trips, not the queries, are
+// what a token costs.
+func (s Service) read(ctx context.Context, tx pgx.Tx, org, agent uuid.UUID) (issueReads, error) {
+	r := issueReads{keys: map[string]*key{}}
+	b := &pgx.Batch{}
+	b.Queue(selectSettings, org).QueryRow(func(row pgx.Row) (err error) {
+		r.settings, err = scanSettings(row, org)
+		return err
+	})
+	b.Queue(`SELECT r.name, r.status FROM role_agents a JOIN ans_registrations r ON r.organization_id = a.organization_id AND r.agent_id = a.id
+		WHERE a.organization_id = $1 AND a.id = $2`, org, agent).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&r.ansName, &r.status); !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return nil
+	})
+	b.Queue(selectKeyMaterial+` WHERE organization_id = $1 AND retired_at IS NULL`, org).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			k, err := s.Keys.load(rows)
+			if err != nil {
+				return err
+			}
+			r.keys[k.alg] = k
+		}
+		return rows.Err()
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return r, fmt.Errorf("issue token: %w", err)
+	}
+	return r, nil
 }
 
 // ErrInvalidToken means the token is not a valid, live gateway token of
