@@ -139,3 +139,42 @@ func TestCredentialRotationAndDecisionIngestDoNotDeadlock(t *testing.T) {
 		t.Fatalf("verify: %s", v.Raw)
 	}
 }
+
+// Batches that share records, in different orders (a retry sent while the
+// first attempt still runs, or a filter that re-queued a part), store each
+// record once, and none of them fails: they store in one order whatever
+// their own.
+func TestOverlappingBatchesInAnyOrderStoreEachRecordOnce(t *testing.T) {
+	e := newEnv(t)
+	_, cred := e.registerGateway("edge", "production")
+	const records, senders, rounds = 60, 4, 5
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
+	for round := range rounds {
+		for s := range senders {
+			wg.Go(func() {
+				recs := make([]decision.Record, records)
+				for i := range recs {
+					// Sender s sends the round's records rotated by s*15.
+					recs[i] = record(10_000*round+(i+15*s)%records, true)
+				}
+				r := e.do("POST", "/api/v1/gateway/decisions", cred, decision.Batch{Records: recs})
+				mu.Lock()
+				defer mu.Unlock()
+				if r.Status != 200 {
+					t.Errorf("round %d sender %d: %d %s", round, s, r.Status, r.Raw)
+					return
+				}
+				accepted += int(r.get("accepted").(float64))
+			})
+		}
+		wg.Wait()
+	}
+	if accepted != records*rounds {
+		t.Errorf("accepted %d records in all, want each of the %d once", accepted, records*rounds)
+	}
+	if v := e.must(200, "GET", "/api/v1/audit/verify", e.admin, nil); v.get("ok") != true {
+		t.Fatalf("verify: %s", v.Raw)
+	}
+}

@@ -13,7 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,17 +66,24 @@ func Validate(gw gateways.Authenticated, recs []decision.Record) error {
 }
 
 // Ingest stores the records of a validated batch that are not stored yet
-// and appends one ledger event for each, in tx. It takes the organization's
-// chain lock first, so concurrent batches (and retries of one) queue rather
-// than deadlock.
+// and appends one ledger event for each, in tx, in the batch's order.
+//
+// It stores the records before it takes the organization's ledger head, so
+// that concurrent batches store in parallel and queue only for the append.
+// They store in the order of the record ids: two batches that share records
+// (a retry sent while the first attempt still runs) then wait for each
+// other in one order, never in a cycle, and the one holding the head never
+// waits for a record.
 func Ingest(ctx context.Context, tx pgx.Tx, gw gateways.Authenticated, recs []decision.Record, now time.Time) (IngestResult, error) {
 	if len(recs) == 0 {
 		return IngestResult{}, nil
 	}
 	org := gw.OrganizationID
-	if _, _, err := ledger.LockChain(ctx, tx, org); err != nil {
-		return IngestResult{}, err
+	byID := make([]*decision.Record, len(recs))
+	for i := range recs {
+		byID[i] = &recs[i]
 	}
+	slices.SortStableFunc(byID, func(a, b *decision.Record) int { return strings.Compare(a.ID, b.ID) })
 	n := len(recs)
 	var (
 		ids, kinds, agents, tokenIDs, methods, paths, mcpMethods, names = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -86,8 +95,7 @@ func Ingest(ctx context.Context, tx pgx.Tx, gw gateways.Authenticated, recs []de
 		scores                                                          = make([]float64, n)
 		versions, latencies, losts                                      = make([]int64, n), make([]int64, n), make([]int64, n)
 	)
-	for i := range recs {
-		r := &recs[i]
+	for i, r := range byID {
 		ids[i], kinds[i], times[i], agents[i], tokenIDs[i] = r.ID, r.Kind, r.Time, r.Agent, r.TokenID
 		methods[i], paths[i], mcpMethods[i], names[i] = r.HTTPMethod, r.Path, r.MCPMethod, r.Name
 		allows[i], reasons[i], messages[i], statuses[i] = r.Allow, string(r.Reason), r.Message, int32(r.Status)
@@ -119,6 +127,9 @@ func Ingest(ctx context.Context, tx pgx.Tx, gw gateways.Authenticated, recs []de
 	fresh := make(map[string]bool, len(inserted))
 	for _, id := range inserted {
 		fresh[id] = true
+	}
+	if _, _, err := ledger.LockChain(ctx, tx, org); err != nil {
+		return IngestResult{}, err
 	}
 	agentIDs, err := resolveAgents(ctx, tx, org, recs, fresh)
 	if err != nil {

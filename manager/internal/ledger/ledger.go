@@ -156,8 +156,8 @@ func Append(ctx context.Context, tx pgx.Tx, e Entry, now time.Time) (Event, erro
 
 // LockChain locks the organization's chain head until tx ends, as Append
 // does, for a writer that must serialise with the chain's other writers
-// before it appends (decision ingest takes it first, so that concurrent
-// batches never wait on each other in two orders).
+// before it appends (gateway registration and key creation take it first,
+// so that each organization's keys are created once).
 func LockChain(ctx context.Context, tx pgx.Tx, orgID uuid.UUID) (seq int64, hash []byte, err error) {
 	err = tx.QueryRow(ctx, `SELECT seq, hash FROM ledger_heads WHERE organization_id = $1 FOR UPDATE`, orgID).Scan(&seq, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
