@@ -163,9 +163,10 @@ func (k Keys) active(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg, actor s
 
 // lockKeys serialises the creation and rotation of an organization's keys
 // until tx ends. FOR NO KEY UPDATE, not FOR UPDATE: it still excludes the
-// other creators, but not the key-share lock every ledger writer takes on
-// this row (the foreign key of its head) while it holds the ledger head.
-// FOR UPDATE here, then the ledger head, deadlocked with them.
+// other creators, but not the key-share lock that an insert into one of the
+// organization's tables takes on this row (its foreign key), perhaps while
+// holding the ledger head. FOR UPDATE here, then the ledger head,
+// deadlocked with such a writer.
 func lockKeys(ctx context.Context, tx pgx.Tx, org uuid.UUID) error {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE`, org); err != nil {
 		return fmt.Errorf("lock organization's keys: %w", err)
