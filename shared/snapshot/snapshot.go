@@ -12,7 +12,6 @@
 package snapshot
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -280,9 +279,4 @@ func Decode(data []byte) (*Snapshot, error) {
 		return nil, err
 	}
 	return &s, nil
-}
-
-// Encode returns the snapshot's JSON, the bytes the manager signs.
-func Encode(s *Snapshot) ([]byte, error) {
-	return json.Marshal(s)
 }
