@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/knaight/knaight/manager/internal/db"
 	"github.com/knaight/knaight/manager/internal/fault"
@@ -62,7 +63,18 @@ func newKID() string {
 }
 
 func keyAAD(org, agent uuid.UUID, kid string) []byte {
-	return []byte("agent-hmac-key\x00" + org.String() + "\x00" + agent.String() + "\x00" + kid)
+	return appendKeyAAD(nil, org, agent, kid)
+}
+
+// appendKeyAAD appends keyAAD(org, agent, kid) to dst, so that LiveKeys
+// can build the AAD of thousands of keys in one buffer.
+func appendKeyAAD(dst []byte, org, agent uuid.UUID, kid string) []byte {
+	dst = append(dst, "agent-hmac-key\x00"...)
+	dst = db.AppendUUID(dst, org)
+	dst = append(dst, 0)
+	dst = db.AppendUUID(dst, agent)
+	dst = append(dst, 0)
+	return append(dst, kid...)
 }
 
 func (k *Keys) create(ctx context.Context, tx pgx.Tx, org, agent uuid.UUID, now time.Time) (NewKey, error) {
@@ -170,6 +182,14 @@ func (k *Keys) load(ctx context.Context, q db.Querier, org, agent uuid.UUID, now
 // LiveKeys returns, opened, every key of the organization's agents that
 // verifies signatures at now, by agent: what a gateway snapshot carries.
 // It reads them in one query, however many agents there are.
+//
+// A snapshot build reads every key of a large organization here, so a row
+// costs only the allocations of what it returns: the row is scanned into
+// the same destinations every time (pgx's Scan takes them as interfaces,
+// so variables declared per row would each move to the heap), the agent
+// id in its binary form (as a uuid.UUID, a sql.Scanner, pgx would format
+// it as text and have it parsed), the sealed secret as driver memory that
+// Open copies out of, and each key's AAD into one reused buffer.
 func (k *Keys) LiveKeys(ctx context.Context, q db.Querier, org uuid.UUID, now time.Time) (map[uuid.UUID][]Key, error) {
 	rows, err := q.Query(ctx, `SELECT agent_id, kid, created_at, expires_at, secret_sealed FROM agent_hmac_keys
 		WHERE organization_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY agent_id, created_at DESC, kid`, org, now)
@@ -178,18 +198,27 @@ func (k *Keys) LiveKeys(ctx context.Context, q db.Querier, org uuid.UUID, now ti
 	}
 	defer rows.Close()
 	out := map[uuid.UUID][]Key{}
+	var (
+		agent     uuid.UUID
+		kid       string
+		createdAt time.Time
+		expiresAt *time.Time
+		sealed    pgtype.DriverBytes
+		aad       []byte
+	)
+	// Scan sets expiresAt to nil or to a time it allocates, never into the
+	// previous row's, so keys do not share it.
+	dest := []any{(*[16]byte)(&agent), &kid, &createdAt, &expiresAt, &sealed}
 	for rows.Next() {
-		var agent uuid.UUID
-		var key Key
-		var sealed []byte
-		if err := rows.Scan(&agent, &key.KID, &key.CreatedAt, &key.ExpiresAt, &sealed); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("live hmac keys: %w", err)
 		}
-		secret, err := k.Sealer.Open(sealed, keyAAD(org, agent, key.KID))
+		aad = appendKeyAAD(aad[:0], org, agent, kid)
+		secret, err := k.Sealer.Open(sealed, aad)
 		if err != nil {
-			return nil, fmt.Errorf("open hmac key %s: %w", key.KID, err)
+			return nil, fmt.Errorf("open hmac key %s: %w", kid, err)
 		}
-		key.Algorithm, key.CreatedAt, key.Active, key.Secret = "hmac-sha256", key.CreatedAt.UTC(), true, secret
+		key := Key{KeyInfo: KeyInfo{KID: kid, Algorithm: "hmac-sha256", CreatedAt: createdAt.UTC(), ExpiresAt: expiresAt, Active: true}, Secret: secret}
 		out[agent] = append(out[agent], key)
 	}
 	if err := rows.Err(); err != nil {

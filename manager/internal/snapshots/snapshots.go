@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,8 +55,16 @@ type Builder struct {
 
 	mu     sync.Mutex
 	latest map[scope]*Built
+	// counts are the row counts of the last build of each scope, so that
+	// the next build allocates its lists once at about the right size
+	// instead of regrowing them row by row: 100,000 revocations grown by
+	// append are copied several times over.
+	counts map[scope]rowCounts
 	flight singleflight.Group
 }
+
+// rowCounts are how many revocations and agents a build read.
+type rowCounts struct{ revocations, agents int }
 
 type scope struct {
 	org uuid.UUID
@@ -120,26 +129,50 @@ func (b *Builder) Get(ctx context.Context, org uuid.UUID, env policy.Environment
 // READ transaction, builds its snapshot, validates it as a filter would and
 // signs it. Missing keys are gateways.ErrNotConfigured.
 func (b *Builder) Build(ctx context.Context, org uuid.UUID, env policy.Environment, now time.Time) (*Built, error) {
+	key := scope{org, env}
 	var out *Built
 	err := pgx.BeginTxFunc(ctx, b.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		s, kid, signer, err := b.read(ctx, tx, org, env, now)
+		s, kid, signer, err := b.read(ctx, tx, org, env, now, b.lastCounts(key))
 		if err != nil {
 			return err
 		}
 		if err := s.Validate(); err != nil {
 			return fmt.Errorf("build snapshot %d of %s: %w", s.Version, env, err)
 		}
-		payload, err := snapshot.Encode(s)
+		payload, signature, err := snapshot.EncodeSigned(s, signer)
 		if err != nil {
 			return fmt.Errorf("encode snapshot: %w", err)
 		}
-		out = &Built{Snapshot: s, Payload: payload, Signature: ed25519.Sign(signer, snapshot.SignedMessage(payload)), KeyID: kid}
+		out = &Built{Snapshot: s, Payload: payload, Signature: signature, KeyID: kid}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	b.setCounts(key, rowCounts{revocations: len(out.Snapshot.Revocations), agents: len(out.Snapshot.Agents)})
+	return out, nil
 }
 
-func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy.Environment, now time.Time) (*snapshot.Snapshot, string, ed25519.PrivateKey, error) {
+// lastCounts returns the row counts of the scope's last build, zero
+// before the first.
+func (b *Builder) lastCounts(key scope) rowCounts {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.counts[key]
+}
+
+func (b *Builder) setCounts(key scope, c rowCounts) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.counts == nil {
+		b.counts = map[scope]rowCounts{}
+	}
+	b.counts[key] = c
+}
+
+// read reads the snapshot; expect sizes its lists (a guess: the counts of
+// the last build).
+func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy.Environment, now time.Time, expect rowCounts) (*snapshot.Snapshot, string, ed25519.PrivateKey, error) {
 	s := &snapshot.Snapshot{Schema: snapshot.Schema, OrganizationID: org.String(), Environment: env, IssuedAt: now.UTC().Truncate(time.Second), Issuer: b.Issuer, Settings: b.Settings}
 	var version int64
 	err := tx.QueryRow(ctx, `SELECT v.version, o.slug FROM snapshot_versions v JOIN organizations o ON o.id = v.organization_id WHERE v.organization_id = $1`, org).
@@ -165,10 +198,10 @@ func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy
 	if s.TokenKeys == nil {
 		s.TokenKeys = []snapshot.TokenKey{}
 	}
-	if s.Revocations, err = revocations(ctx, tx, org, now); err != nil {
+	if s.Revocations, err = revocations(ctx, tx, org, now, expect.revocations); err != nil {
 		return nil, "", nil, err
 	}
-	if s.Agents, err = b.agents(ctx, tx, org, env, now); err != nil {
+	if s.Agents, err = b.agents(ctx, tx, org, env, now, expect.agents); err != nil {
 		return nil, "", nil, err
 	}
 	if s.Bundle, err = activeBundle(ctx, tx, org, env); err != nil {
@@ -178,74 +211,128 @@ func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy
 	return s, kid, signer, nil
 }
 
-func revocations(ctx context.Context, q db.Querier, org uuid.UUID, now time.Time) ([]snapshot.Revocation, error) {
-	rows, err := q.Query(ctx, `SELECT jti::text, expires_at FROM gateway_tokens
+// revocations lists the organization's revoked tokens that expire after
+// now; expect is the capacity to start with. The list is never nil, so
+// that no revocations are written as [] rather than null.
+//
+// There can be hundreds of thousands, so each row costs no allocation: the
+// jti is read in its 16-byte binary form (not as text the server formats
+// and the driver copies into a string per row), into the same variables
+// every time (pgx's Scan takes its destinations as interfaces, so
+// variables declared per row would each move to the heap), and the token
+// ids are formatted at the end into one string (setTokenIDs).
+func revocations(ctx context.Context, q db.Querier, org uuid.UUID, now time.Time, expect int) ([]snapshot.Revocation, error) {
+	rows, err := q.Query(ctx, `SELECT jti, expires_at FROM gateway_tokens
 		WHERE organization_id = $1 AND revoked_at IS NOT NULL AND expires_at > $2
-		ORDER BY expires_at, gateway_tokens.jti`, org, now) // the uuid, as indexed, not the text column above
+		ORDER BY expires_at, jti`, org, now)
 	if err != nil {
 		return nil, fmt.Errorf("read revocations: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (snapshot.Revocation, error) {
-		var r snapshot.Revocation
-		err := row.Scan(&r.TokenID, &r.ExpiresAt)
-		r.ExpiresAt = r.ExpiresAt.UTC()
-		return r, err
-	})
-	if err != nil {
+	defer rows.Close()
+	out, ids := make([]snapshot.Revocation, 0, expect), make([]uuid.UUID, 0, expect)
+	var jti uuid.UUID
+	var expires time.Time
+	dest := []any{(*[16]byte)(&jti), &expires} // binary, not uuid.UUID's sql.Scanner
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("read revocations: %w", err)
+		}
+		out, ids = append(out, snapshot.Revocation{ExpiresAt: expires.UTC()}), append(ids, jti)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read revocations: %w", err)
 	}
-	if out == nil {
-		out = []snapshot.Revocation{}
-	}
+	setTokenIDs(out, ids)
 	return out, nil
+}
+
+// setTokenIDs sets each revocation's TokenID to the text form of its id
+// (ids[i] is out[i]'s). The strings are cut from one allocation, not one
+// each: they are only ever used together, in the snapshot.
+func setTokenIDs(out []snapshot.Revocation, ids []uuid.UUID) {
+	const size = len("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx")
+	var all strings.Builder
+	all.Grow(size * len(ids))
+	var text [size]byte
+	for _, id := range ids {
+		all.Write(db.AppendUUID(text[:0], id))
+	}
+	s := all.String()
+	for i := range out {
+		out[i].TokenID = s[i*size : (i+1)*size]
+	}
 }
 
 // agents lists the environment's agents; only ACTIVE ones carry their live
 // HMAC keys. Agents of other environments are not listed: a gateway holds
 // the secrets of the agents that may call through it and no others.
-func (b *Builder) agents(ctx context.Context, q db.Querier, org uuid.UUID, env policy.Environment, now time.Time) ([]snapshot.Agent, error) {
+// expect is the capacity to start with.
+func (b *Builder) agents(ctx context.Context, q db.Querier, org uuid.UUID, env policy.Environment, now time.Time, expect int) ([]snapshot.Agent, error) {
+	out, ids, err := listAgents(ctx, q, org, env, expect)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := b.AgentKeys.LiveKeys(ctx, q, org, now)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Status == snapshot.StatusActive {
+			out[i].Keys = hmacKeys(keys[ids[i]])
+		}
+	}
+	return out, nil
+}
+
+// listAgents reads the environment's agents, without keys, and their ids
+// (ids[i] is out[i]'s), with capacity for expect of them.
+func listAgents(ctx context.Context, q db.Querier, org uuid.UUID, env policy.Environment, expect int) (out []snapshot.Agent, ids []uuid.UUID, err error) {
 	rows, err := q.Query(ctx, `SELECT a.id, r.name, r.status, t.name, a.trust_level, a.trust_score
 		FROM role_agents a
 		JOIN role_templates t ON t.organization_id = a.organization_id AND t.id = a.role_template_id
 		JOIN ans_registrations r ON r.organization_id = a.organization_id AND r.agent_id = a.id
 		WHERE a.organization_id = $1 AND a.environment = $2 ORDER BY r.name`, org, env)
 	if err != nil {
-		return nil, fmt.Errorf("read agents: %w", err)
+		return nil, nil, fmt.Errorf("read agents: %w", err)
 	}
-	type row struct {
-		id    uuid.UUID
-		agent snapshot.Agent
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		var level int16
-		err := r.Scan(&x.id, &x.agent.ANSName, &x.agent.Status, &x.agent.RoleTemplate, &level, &x.agent.TrustScore)
-		x.agent.ID, x.agent.TrustLevel = x.id.String(), policy.TrustLevel(level)
-		return x, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read agents: %w", err)
-	}
-	keys, err := b.AgentKeys.LiveKeys(ctx, q, org, now)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]snapshot.Agent, len(list))
-	for i, x := range list {
-		out[i] = x.agent
-		if x.agent.Status != snapshot.StatusActive {
-			continue
+	defer rows.Close()
+	// Never nil, like the revocations.
+	out, ids = make([]snapshot.Agent, 0, expect), make([]uuid.UUID, 0, expect)
+	// One set of destinations for every row, as in revocations; the id is
+	// scanned as *[16]byte, from its binary form: as a uuid.UUID, a
+	// sql.Scanner, pgx would format it as text and have it parsed.
+	var a snapshot.Agent
+	var id uuid.UUID
+	var level int16
+	dest := []any{(*[16]byte)(&id), &a.ANSName, &a.Status, &a.RoleTemplate, &level, &a.TrustScore}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, fmt.Errorf("read agents: %w", err)
 		}
-		for _, k := range keys[x.id] {
-			hk := snapshot.HMACKey{ID: k.KID, Secret: k.Secret}
-			if k.ExpiresAt != nil {
-				t := k.ExpiresAt.UTC()
-				hk.ExpiresAt = &t
-			}
-			out[i].Keys = append(out[i].Keys, hk)
+		a.ID, a.TrustLevel = id.String(), policy.TrustLevel(level)
+		out, ids = append(out, a), append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read agents: %w", err)
+	}
+	return out, ids, nil
+}
+
+// hmacKeys converts an agent's live keys to the snapshot's form, nil if it
+// has none.
+func hmacKeys(keys []agents.Key) []snapshot.HMACKey {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]snapshot.HMACKey, len(keys))
+	for i, k := range keys {
+		out[i] = snapshot.HMACKey{ID: k.KID, Secret: k.Secret}
+		if k.ExpiresAt != nil {
+			t := k.ExpiresAt.UTC()
+			out[i].ExpiresAt = &t
 		}
 	}
-	return out, nil
+	return out
 }
 
 func activeBundle(ctx context.Context, q db.Querier, org uuid.UUID, env policy.Environment) (snapshot.Bundle, error) {
