@@ -75,6 +75,8 @@ type Server struct {
 	// signingKeys keeps the organizations' token signing keys once
 	// unsealed, for every request of this process.
 	signingKeys *tokens.OpenedKeys
+	// issuer issues the tokens of concurrent requests together.
+	issuer *tokens.Group
 }
 
 // New returns the manager's HTTP handler: health endpoints, the OpenAPI
@@ -109,6 +111,7 @@ func New(cfg Config) (http.Handler, *Server) {
 	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaNamer)
 	registerSchemas(hc.Components.Schemas)
 	s := &Server{Config: cfg, signingKeys: &tokens.OpenedKeys{}}
+	s.issuer = &tokens.Group{Service: s.tokens(), Pool: s.Pool}
 	s.snapshots = s.newSnapshotBuilder()
 	s.api = humachi.New(router, hc)
 	s.api.UseMiddleware(s.authenticate)

@@ -113,17 +113,16 @@ func (s *Server) registerEnforcement() {
 		if issuer == "" {
 			issuer = p.Actor()
 		}
-		var out issueTokenOutput
-		err := db.InTx(ctx, s.Pool, func(tx pgx.Tx) error {
-			t, err := s.tokens().Issue(ctx, tx, p.OrganizationID, tokens.IssueRequest{
-				AgentID: in.Body.AgentID, Audience: in.Body.Audience, Scopes: in.Body.Scope, LoA: in.Body.LoALevel,
-				TTL: time.Duration(in.Body.TTLSeconds) * time.Second, ArtifactID: in.Body.ArtifactID, ArtifactType: in.Body.ArtifactType,
-				IssuerID: issuer,
-			}, p.Actor(), s.Now())
-			out.Body = issuedToken{Token: t.Token, TokenType: "Bearer", ExpiresIn: int(t.ExpiresAt.Sub(t.IssuedAt).Seconds()), Record: t.Record}
-			return err
-		})
-		return &out, s.failIf(ctx, err)
+		t, err := s.issuer.Issue(ctx, p.OrganizationID, tokens.IssueRequest{
+			AgentID: in.Body.AgentID, Audience: in.Body.Audience, Scopes: in.Body.Scope, LoA: in.Body.LoALevel,
+			TTL: time.Duration(in.Body.TTLSeconds) * time.Second, ArtifactID: in.Body.ArtifactID, ArtifactType: in.Body.ArtifactType,
+			IssuerID: issuer,
+		}, p.Actor(), s.Now())
+		if err != nil {
+			return nil, s.fail(ctx, err)
+		}
+		out := issueTokenOutput{Body: issuedToken{Token: t.Token, TokenType: "Bearer", ExpiresIn: int(t.ExpiresAt.Sub(t.IssuedAt).Seconds()), Record: t.Record}}
+		return &out, nil
 	})
 	register(s, perm(auth.Operate), huma.Operation{
 		OperationID: "revoke-token", Method: http.MethodPost, Path: "/api/v1/enforcement/tokens/revoke",

@@ -91,7 +91,9 @@ func benchAPI(b *testing.B, o *benchOrg) (*httptest.Server, *http.Client) {
 	handler, _ := api.New(api.Config{Pool: o.pool, Sealer: o.sealer, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Issuer: "http://manager.example"})
 	srv := httptest.NewServer(handler)
 	b.Cleanup(srv.Close)
-	conns := benchPerProc * runtime.GOMAXPROCS(0)
+	// Keep a connection per client, up to the most clients a benchmark
+	// runs, so that no request pays for a new connection.
+	const conns = 64
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns}
 	b.Cleanup(tr.CloseIdleConnections)
 	return srv, &http.Client{Transport: tr}

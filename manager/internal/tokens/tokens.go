@@ -118,12 +118,90 @@ func validateScopes(inv *fault.Invalid, field string, scopes []string) {
 // Issue signs a token for an ACTIVE agent of the organization, records it
 // and records TOKEN_ISSUED, in tx. The token's trust is not checked here:
 // the gateway checks it on every request, so a token issued below the
-// policy starts working when the agent's trust rises.
+// policy starts working when the agent's trust rises. Group issues many in
+// one transaction.
 func (s Service) Issue(ctx context.Context, tx pgx.Tx, org uuid.UUID, req IssueRequest, actor string, now time.Time) (Issued, error) {
-	r, err := s.read(ctx, tx, org, req.AgentID)
+	var r issueReads
+	b := &pgx.Batch{}
+	s.queueReads(b, org, req.AgentID, &r)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return Issued{}, fmt.Errorf("issue token: %w", err)
+	}
+	if r.err != nil {
+		return Issued{}, r.err
+	}
+	c, err := check(org, req, &r)
 	if err != nil {
 		return Issued{}, err
 	}
+	k, err := s.signingKey(ctx, tx, org, &r, actor, now)
+	if err != nil {
+		return Issued{}, err
+	}
+	t, err := s.sign(org, req, c, k, now)
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := record(ctx, tx, []*Issued{&t}); err != nil {
+		return Issued{}, err
+	}
+	_, err = ledger.Append(ctx, tx, issuedEntry(&t, actor), now)
+	return t, err
+}
+
+// issueReads is what issuing a token reads before it signs.
+type issueReads struct {
+	settings        Settings
+	ansName, status string          // the agent's ANS registration; "" when there is no such agent
+	keys            map[string]*key // the organization's active keys, by algorithm
+	err             error           // what makes this request fail on its own: no such organization
+}
+
+// queueReads queues the reads of one token request into b, results into
+// r: the organization's token settings, the agent's ANS name and status,
+// and the organization's active signing keys. One batch is one round trip
+// to PostgreSQL, whatever it holds; on a busy manager the round trips, not
+// the queries, are what a token costs.
+func (s Service) queueReads(b *pgx.Batch, org, agent uuid.UUID, r *issueReads) {
+	r.keys = map[string]*key{}
+	b.Queue(selectSettings, org).QueryRow(func(row pgx.Row) (err error) {
+		r.settings, err = scanSettings(row, org)
+		if errors.Is(err, fault.ErrNotFound) {
+			r.err, err = err, nil
+		}
+		return err
+	})
+	b.Queue(`SELECT r.name, r.status FROM role_agents a JOIN ans_registrations r ON r.organization_id = a.organization_id AND r.agent_id = a.id
+		WHERE a.organization_id = $1 AND a.id = $2`, org, agent).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&r.ansName, &r.status); !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return nil
+	})
+	b.Queue(selectKeyMaterial+` WHERE organization_id = $1 AND retired_at IS NULL`, org).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			k, err := s.Keys.load(rows)
+			if err != nil {
+				return err
+			}
+			r.keys[k.alg] = k
+		}
+		return rows.Err()
+	})
+}
+
+// checked is a request that passed check: its audience and lifetime
+// resolved from the organization's settings, and its agent's ANS name.
+type checked struct {
+	audience, ansName string
+	ttl               time.Duration
+	algorithm         string
+}
+
+// check validates a request against what was read: the fields first (all
+// their errors at once), then the agent. It touches no database, so a
+// request it refuses changes nothing.
+func check(org uuid.UUID, req IssueRequest, r *issueReads) (checked, error) {
 	settings := r.settings
 	var inv fault.Invalid
 	aud := req.Audience
@@ -147,39 +225,50 @@ func (s Service) Issue(ctx context.Context, tx pgx.Tx, org uuid.UUID, req IssueR
 		inv.Add("ttlSeconds", fmt.Sprintf("must be between 60 and the organization's maximum of %d", settings.MaxTTLSeconds), int(ttl.Seconds()))
 	}
 	if err := inv.Err(); err != nil {
-		return Issued{}, err
+		return checked{}, err
 	}
-
 	if r.ansName == "" {
-		return Issued{}, fault.Field("agentId", "no such agent in this organization", req.AgentID)
+		return checked{}, fault.Field("agentId", "no such agent in this organization", req.AgentID)
 	}
-	ansName := r.ansName
 	if r.status != "ACTIVE" {
-		return Issued{}, fmt.Errorf("agent %s is %s, not ACTIVE: %w", req.AgentID, r.status, fault.ErrConflict)
+		return checked{}, fmt.Errorf("agent %s is %s, not ACTIVE: %w", req.AgentID, r.status, fault.ErrConflict)
 	}
-	k := r.keys[settings.Algorithm]
-	if k == nil {
-		// The organization's first key of this algorithm.
-		if k, err = s.Keys.active(ctx, tx, org, settings.Algorithm, actor, now); err != nil {
-			return Issued{}, err
-		}
-	}
+	return checked{audience: aud, ansName: r.ansName, ttl: ttl, algorithm: settings.Algorithm}, nil
+}
 
+// signingKey returns the active key read into r for the organization's
+// algorithm, creating the organization's first key of it (and keeping it
+// in r for the next request of the organization) when there is none.
+func (s Service) signingKey(ctx context.Context, tx pgx.Tx, org uuid.UUID, r *issueReads, actor string, now time.Time) (*key, error) {
+	alg := r.settings.Algorithm
+	if k := r.keys[alg]; k != nil {
+		return k, nil
+	}
+	k, err := s.Keys.active(ctx, tx, org, alg, actor, now)
+	if err != nil {
+		return nil, err
+	}
+	r.keys[alg] = k
+	return k, nil
+}
+
+// sign makes the token and its record.
+func (s Service) sign(org uuid.UUID, req IssueRequest, c checked, k *key, now time.Time) (Issued, error) {
 	at := now.UTC().Truncate(time.Second)
 	rec := Record{
-		JTI: uuid.New(), OrganizationID: org, AgentID: req.AgentID, ANSName: ansName, KID: k.kid, Audience: aud,
+		JTI: uuid.New(), OrganizationID: org, AgentID: req.AgentID, ANSName: c.ansName, KID: k.kid, Audience: c.audience,
 		Scopes: req.Scopes, LoA: req.LoA, ArtifactID: req.ArtifactID, ArtifactType: req.ArtifactType,
-		IssuerID: req.IssuerID, ClientID: req.ClientID, IssuedAt: at, NotBefore: at, ExpiresAt: at.Add(ttl),
+		IssuerID: req.IssuerID, ClientID: req.ClientID, IssuedAt: at, NotBefore: at, ExpiresAt: at.Add(c.ttl),
 	}
 	if rec.Scopes == nil {
 		rec.Scopes = []string{}
 	}
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: s.Issuer, Subject: ansName, Audience: jwt.ClaimStrings{aud}, ID: rec.JTI.String(),
+			Issuer: s.Issuer, Subject: c.ansName, Audience: jwt.ClaimStrings{c.audience}, ID: rec.JTI.String(),
 			IssuedAt: jwt.NewNumericDate(at), NotBefore: jwt.NewNumericDate(at), ExpiresAt: jwt.NewNumericDate(rec.ExpiresAt),
 		},
-		Organization: org.String(), AgentID: req.AgentID.String(), ANSName: ansName, LoA: req.LoA,
+		Organization: org.String(), AgentID: req.AgentID.String(), ANSName: c.ansName, LoA: req.LoA,
 		Scope: strings.Join(rec.Scopes, " "), ClientID: req.ClientID,
 	}
 	if req.ArtifactID != "" || req.ArtifactType != "" {
@@ -196,61 +285,65 @@ func (s Service) Issue(ctx context.Context, tx pgx.Tx, org uuid.UUID, req IssueR
 	if err != nil {
 		return Issued{}, fmt.Errorf("sign token: %w", err)
 	}
-	var clientID *string
-	if req.ClientID != "" {
-		clientID = &req.ClientID
+	return Issued{Token: token, Record: rec}, nil
+}
+
+// record stores the records of issued tokens, in one statement however
+// many there are.
+func record(ctx context.Context, tx pgx.Tx, issued []*Issued) error {
+	n := len(issued)
+	var (
+		jtis, orgs, agents                              = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		kids, audiences, artifactIDs, artifactTypes, by = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		scopes                                          = make([]string, n) // each a text[] literal: unnest cannot take an array of arrays of different lengths
+		clients                                         = make([]*string, n)
+		loas                                            = make([]int16, n)
+		issuedAt, expiresAt                             = make([]time.Time, n), make([]time.Time, n)
+	)
+	for i, t := range issued {
+		r := &t.Record
+		jtis[i], orgs[i], agents[i], kids[i], audiences[i] = r.JTI, r.OrganizationID, r.AgentID, r.KID, r.Audience
+		scopes[i], loas[i], artifactIDs[i], artifactTypes[i], by[i] = textArray(r.Scopes), int16(r.LoA), r.ArtifactID, r.ArtifactType, r.IssuerID
+		issuedAt[i], expiresAt[i] = r.IssuedAt, r.ExpiresAt
+		if r.ClientID != "" {
+			clients[i] = &r.ClientID
+		}
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO gateway_tokens (jti, organization_id, agent_id, kid, audience, scopes, loa, artifact_id, artifact_type, issuer_id, client_id, issued_at, not_before, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)`,
-		rec.JTI, org, rec.AgentID, rec.KID, rec.Audience, rec.Scopes, rec.LoA, rec.ArtifactID, rec.ArtifactType, rec.IssuerID, clientID, rec.IssuedAt, rec.ExpiresAt)
+	_, err := tx.Exec(ctx, `INSERT INTO gateway_tokens (jti, organization_id, agent_id, kid, audience, scopes, loa, artifact_id, artifact_type, issuer_id, client_id, issued_at, not_before, expires_at)
+		SELECT jti, org, agent, kid, aud, scopes::text[], loa, artifact_id, artifact_type, issuer_id, client_id, issued_at, issued_at, expires_at
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])
+			AS t (jti, org, agent, kid, aud, scopes, loa, artifact_id, artifact_type, issuer_id, client_id, issued_at, expires_at)`,
+		jtis, orgs, agents, kids, audiences, scopes, loas, artifactIDs, artifactTypes, by, clients, issuedAt, expiresAt)
 	if err != nil {
-		return Issued{}, fmt.Errorf("record token: %w", err)
+		return fmt.Errorf("record token: %w", err)
 	}
-	_, err = ledger.Append(ctx, tx, ledger.Entry{OrganizationID: org, Type: "TOKEN_ISSUED", Actor: actor, SubjectType: "agent", SubjectID: rec.AgentID.String(),
-		Details: map[string]any{"tokenId": rec.JTI, "ansName": ansName, "audience": aud, "scope": rec.Scopes, "loa": rec.LoA, "kid": k.kid,
-			"expiresAt": rec.ExpiresAt, "artifactId": rec.ArtifactID, "artifactType": rec.ArtifactType, "issuerId": rec.IssuerID, "clientId": req.ClientID}}, now)
-	return Issued{Token: token, Record: rec}, err
+	return nil
 }
 
-// issueReads is what Issue reads before it signs.
-type issueReads struct {
-	settings        Settings
-	ansName, status string          // the agent's ANS registration; "" when there is no such agent
-	keys            map[string]*key // the organization's active keys, by algorithm
+// textArray writes scopes as a PostgreSQL text[] literal. Scopes are
+// printable ASCII without spaces, quotes or backslashes (validateScopes),
+// and are quoted anyway.
+func textArray(scopes []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, sc := range scopes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(sc)
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
-// read fetches the organization's token settings, the agent's ANS name and
-// status, and the organization's active signing keys in one round trip to
-// PostgreSQL: on a busy manager the round trips, not the queries, are
-// what a token costs.
-func (s Service) read(ctx context.Context, tx pgx.Tx, org, agent uuid.UUID) (issueReads, error) {
-	r := issueReads{keys: map[string]*key{}}
-	b := &pgx.Batch{}
-	b.Queue(selectSettings, org).QueryRow(func(row pgx.Row) (err error) {
-		r.settings, err = scanSettings(row, org)
-		return err
-	})
-	b.Queue(`SELECT r.name, r.status FROM role_agents a JOIN ans_registrations r ON r.organization_id = a.organization_id AND r.agent_id = a.id
-		WHERE a.organization_id = $1 AND a.id = $2`, org, agent).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(&r.ansName, &r.status); !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		return nil
-	})
-	b.Queue(selectKeyMaterial+` WHERE organization_id = $1 AND retired_at IS NULL`, org).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			k, err := s.Keys.load(rows)
-			if err != nil {
-				return err
-			}
-			r.keys[k.alg] = k
-		}
-		return rows.Err()
-	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return r, fmt.Errorf("issue token: %w", err)
-	}
-	return r, nil
+// issuedEntry is the TOKEN_ISSUED event of t.
+func issuedEntry(t *Issued, actor string) ledger.Entry {
+	r := &t.Record
+	return ledger.Entry{OrganizationID: r.OrganizationID, Type: "TOKEN_ISSUED", Actor: actor, SubjectType: "agent", SubjectID: r.AgentID.String(),
+		Details: map[string]any{"tokenId": r.JTI, "ansName": r.ANSName, "audience": r.Audience, "scope": r.Scopes, "loa": r.LoA, "kid": r.KID,
+			"expiresAt": r.ExpiresAt, "artifactId": r.ArtifactID, "artifactType": r.ArtifactType, "issuerId": r.IssuerID, "clientId": r.ClientID}}
 }
 
 // ErrInvalidToken means the token is not a valid, live gateway token of
