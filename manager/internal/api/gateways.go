@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -108,8 +110,11 @@ type upstreamKeysOutput struct {
 	}
 }
 
+// decisionsInput takes the batch as it came: calls.Decode reads it, as
+// strictly as the API's schema validation but in one pass. The OpenAPI
+// document still describes it as a decision.Batch (registerGateways).
 type decisionsInput struct {
-	Body decision.Batch
+	RawBody []byte `contentType:"application/json"`
 }
 
 type decisionsOutput struct {
@@ -325,17 +330,27 @@ func (s *Server) registerGateways() {
 		Summary:      "Report a gateway's decision records",
 		Description:  "Authenticated by the gateway's credential, never an API key. Each record is stored and appended to the ledger once, keyed by its id: a batch may be retried until it is acknowledged. Records must name the gateway's organization (slug) and environment.",
 		Tags:         tags,
-		MaxBodyBytes: MaxDecisionsBodyBytes,
+		MaxBodyBytes: MaxDecisionsBodyBytes, BodyReadTimeout: 5 * time.Second, SkipValidateBody: true,
 	}, func(ctx context.Context, in *decisionsInput) (*decisionsOutput, error) {
 		gw := gatewayPrincipal(ctx)
-		if err := calls.Validate(gw, in.Body.Records); err != nil {
+		recs, err := calls.Decode(in.RawBody)
+		if errors.Is(err, calls.ErrMalformed) {
+			return nil, huma.Error400BadRequest(err.Error())
+		}
+		if err == nil {
+			err = calls.Validate(gw, recs)
+		}
+		if err != nil {
 			return nil, s.fail(ctx, err)
 		}
 		var out decisionsOutput
-		err := db.InTx(ctx, s.Pool, func(tx pgx.Tx) (err error) {
-			out.Body, err = calls.Ingest(ctx, tx, gw, in.Body.Records, s.Now())
+		err = db.InTx(ctx, s.Pool, func(tx pgx.Tx) (err error) {
+			out.Body, err = calls.Ingest(ctx, tx, gw, recs, s.Now())
 			return err
 		})
 		return &out, s.failIf(ctx, err)
 	})
+	// Document the raw body as the batch it is.
+	body := s.api.OpenAPI().Paths[DecisionsPath].Post.RequestBody
+	body.Content["application/json"].Schema = s.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[decision.Batch](), true, "")
 }

@@ -575,25 +575,32 @@ func TestDecisionIngest(t *testing.T) {
 		mutate(&recs[i])
 		return decision.Batch{Records: recs}
 	}
+	okRecord := `{"id":"` + strings.Repeat("0", 31) + `1","kind":"decision","time":"2026-11-02T09:00:00Z","organization":"acme","environment":"production","allow":true,"reason":"allowed"}`
 	for _, c := range []struct {
-		name     string
-		body     any
-		location string
+		name, location, message string
+		body                    any
 	}{
-		{"bad id", bad(0, func(r *decision.Record) { r.ID = "XYZ" }), "body.records[0].id"},
-		{"unknown reason", bad(1, func(r *decision.Record) { r.Reason = "because" }), "body.records[1].reason"},
-		{"allow with a denial reason", bad(1, func(r *decision.Record) { r.Allow = true }), "body.records[1].allow"},
-		{"another organization", bad(1, func(r *decision.Record) { r.Organization = "other" }), "body.records[1].organization"},
-		{"another environment", bad(0, func(r *decision.Record) { r.Environment = "staging" }), "body.records[0].environment"},
-		{"gap without a count", bad(0, func(r *decision.Record) { r.Kind, r.Allow, r.Reason = decision.KindGap, false, "" }), "body.records[0]"},
-		{"unknown field", `{"records":[{"id":"` + strings.Repeat("0", 31) + `1","kind":"decision","time":"2026-11-02T09:00:00Z","organization":"acme","environment":"production","allow":true,"reason":"allowed","extra":1}]}`, ""},
-		{"too many records", decision.Batch{Records: make([]decision.Record, decision.MaxBatch+1)}, ""},
+		{name: "bad id", body: bad(0, func(r *decision.Record) { r.ID = "XYZ" }), location: "body.records[0].id"},
+		{name: "unknown reason", body: bad(1, func(r *decision.Record) { r.Reason = "because" }), location: "body.records[1].reason"},
+		{name: "allow with a denial reason", body: bad(1, func(r *decision.Record) { r.Allow = true }), location: "body.records[1].allow"},
+		{name: "another organization", body: bad(1, func(r *decision.Record) { r.Organization = "other" }), location: "body.records[1].organization"},
+		{name: "another environment", body: bad(0, func(r *decision.Record) { r.Environment = "staging" }), location: "body.records[0].environment"},
+		{name: "gap without a count", body: bad(0, func(r *decision.Record) { r.Kind, r.Allow, r.Reason = decision.KindGap, false, "" }), location: "body.records[0]"},
+		{name: "unknown field", body: `{"records":[` + okRecord + `,` + strings.Replace(okRecord, `"allow"`, `"extra":1,"allow"`, 1) + `]}`, location: "body.records[1]", message: `unknown field "extra"`},
+		{name: "a value of the wrong type", body: `{"records":[` + strings.Replace(okRecord, `"allow":true`, `"allow":"yes"`, 1) + `]}`, location: "body.records[0].allow", message: "must be true or false, not a JSON string"},
+		{name: "unknown batch field", body: `{"records":[` + okRecord + `],"more":1}`, location: "body", message: `unknown field "more"`},
+		{name: "no records", body: `{}`, location: "body.records", message: "required"},
+		{name: "records not an array", body: `{"records":{}}`, location: "body.records", message: "must be an array, not a JSON object"},
+		{name: "data after the batch", body: `{"records":[]} {}`, location: "body", message: "after"},
+		{name: "too many records", body: decision.Batch{Records: make([]decision.Record, decision.MaxBatch+1)}, location: "body.records", message: "at most"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e.t = t
-			e.problem(e.do("POST", "/api/v1/gateway/decisions", cred, c.body), 422, c.location, "")
+			e.problem(e.do("POST", "/api/v1/gateway/decisions", cred, c.body), 422, c.location, c.message)
 		})
 	}
+	e.t = t
+	e.problem(e.do("POST", "/api/v1/gateway/decisions", cred, `{"records":[`+okRecord), 400, "", "")
 	e.t = t
 	if n := len(e.ledgerEvents("")); n != before+4 {
 		t.Fatalf("bad batches recorded %d events", n-before-4)
@@ -672,5 +679,20 @@ func TestSnapshotCarriesHS256Secrets(t *testing.T) {
 	s := e.open(e.mustPoll(200, cred, ""), cred)
 	if len(s.TokenKeys) != 1 || s.TokenKeys[0].Algorithm != snapshot.AlgHS256 || len(s.TokenKeys[0].Key) != 32 {
 		t.Fatalf("token keys: %+v", s.TokenKeys)
+	}
+}
+
+// The decisions body is read by calls.Decode, not by the generic
+// validation, and still documented as the batch it is.
+func TestOpenAPIDescribesTheDecisionBatch(t *testing.T) {
+	e := newEnv(t)
+	doc := e.must(200, "GET", "/api/v1/openapi.json", "", nil)
+	op := doc.Body["paths"].(map[string]any)["/api/v1/gateway/decisions"].(map[string]any)["post"].(map[string]any)
+	schema := op["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+	ref, _ := schema["$ref"].(string)
+	name := strings.TrimPrefix(ref, "#/components/schemas/")
+	batch, ok := doc.Body["components"].(map[string]any)["schemas"].(map[string]any)[name].(map[string]any)
+	if !ok || batch["properties"].(map[string]any)["records"] == nil {
+		t.Fatalf("decisions body schema %v, component %q: %v", schema, name, batch)
 	}
 }
