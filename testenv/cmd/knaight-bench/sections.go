@@ -195,19 +195,19 @@ above) and per-statement timings, taken in November 2026:
 		Verdicts: func(s *SectionResult) []string {
 			var out []string
 			rate := func(label, prefix, unit string, budget float64) {
-				best, found := 0.0, false
+				best, name := 0.0, ""
 				for _, r := range s.Runs {
 					for _, res := range r.Results {
 						if v, ok := res.Metrics[unit]; ok && strings.HasPrefix(res.Name, prefix) && v > best {
-							best, found = v, true
+							best, name = v, res.Name
 						}
 					}
 				}
-				if !found {
+				if name == "" {
 					out = append(out, label+": not measured")
 					return
 				}
-				line := fmt.Sprintf("%s: up to **%s %s**", label, number(best), unit)
+				line := fmt.Sprintf("%s: up to **%s %s** (%s)", label, number(best), unit, name)
 				if budget > 0 {
 					line += fmt.Sprintf(" (budget %s)%s", number(budget), verdict(best >= budget))
 				}
