@@ -100,7 +100,7 @@ func FuzzParseSignature(f *testing.F) {
 }
 
 // FuzzSignMatchesReference checks Sign and Canonical against the reference
-// implementation for any request Canonical accepts.
+// implementation for any request Canonical accepts, and Key against Sign.
 func FuzzSignMatchesReference(f *testing.F) {
 	f.Add([]byte("0123456789abcdef"), "POST", "/mcp?x=1", "body", deployBot, t0Stamp)
 	f.Add([]byte(strings.Repeat("k", 100)), "get", "/a?", "", "service.knaight", "2025-01-25T10:00:00.1-01:00")
@@ -131,6 +131,13 @@ func FuzzSignMatchesReference(f *testing.F) {
 		tm, _ := ParseTimestamp(ts)
 		if err := (Verifier{Now: at(tm)}).Verify(key, r, sig); err != nil {
 			t.Fatalf("Verify: %v", err)
+		}
+		k := NewKey(key)
+		if got, err := k.Sign(r); err != nil || got != sig {
+			t.Fatalf("Key.Sign = %s, %v; want %s", got, err, sig)
+		}
+		if err := (Verifier{}).VerifyKeyAt(tm, k, r, sig); err != nil {
+			t.Fatalf("VerifyKeyAt: %v", err)
 		}
 	})
 }

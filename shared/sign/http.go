@@ -48,7 +48,7 @@ func (v Verifier) VerifyHTTP(req *http.Request, body []byte, keys func(agent, ke
 		Agent:      h.Agent,
 		Timestamp:  h.Timestamp,
 	}
-	if err := v.verify(ks, r, h.Signature); err != nil {
+	if err := v.verify(nil, ks, r, h.Signature); err != nil {
 		return Headers{}, err
 	}
 	return h, nil

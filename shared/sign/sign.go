@@ -168,14 +168,18 @@ func Sign(key []byte, r Request) (string, error) {
 	}
 	var buf canonBuf
 	msg := buf.build(r)
-	sum := macPrefixed(key, msg)
+	return formatSignature(macPrefixed(key, msg)), nil
+}
+
+// formatSignature returns the signature header value of an HMAC.
+func formatSignature(sum [sha256.Size]byte) string {
 	var hx [2 * sha256.Size]byte
 	hex.Encode(hx[:], sum[:])
 	var out strings.Builder
 	out.Grow(len(SignaturePrefix) + len(hx))
 	out.WriteString(SignaturePrefix)
 	out.Write(hx[:])
-	return out.String(), nil
+	return out.String()
 }
 
 // blockSize is the SHA-256 block size, the HMAC key block.

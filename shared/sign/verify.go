@@ -45,31 +45,30 @@ func (v Verifier) now() time.Time {
 // replay cache (ErrReplay), so only signatures that verified are recorded.
 // It does not allocate on success.
 func (v Verifier) Verify(key []byte, r Request, signature string) error {
-	return v.verify([][]byte{key}, r, signature)
+	return v.verify(nil, [][]byte{key}, r, signature)
+}
+
+// VerifyAt is Verify with now as the current time instead of v.Now's. It
+// is for a caller that reads its clock once per request and judges the
+// whole request against that one reading, and it spares such a caller the
+// closure a Now returning that reading would cost per request. It does not
+// allocate on success.
+func (v Verifier) VerifyAt(now time.Time, key []byte, r Request, signature string) error {
+	return v.verify(&now, [][]byte{key}, r, signature)
 }
 
 // verify is Verify trying several keys: the signature is valid if it
-// verifies under any of them.
-func (v Verifier) verify(keys [][]byte, r Request, signature string) error {
+// verifies under any of them. at, when not nil, is the current time;
+// otherwise v.Now gives it.
+func (v Verifier) verify(at *time.Time, keys [][]byte, r Request, signature string) error {
 	for _, k := range keys {
 		if len(k) < MinKeySize {
 			return ErrWeakKey
 		}
 	}
-	got, err := ParseSignature(signature)
+	got, ts, err := v.check(at, r, signature)
 	if err != nil {
 		return err
-	}
-	ts, err := checkRequest(r)
-	if err != nil {
-		return err
-	}
-	skew := v.skew()
-	now := v.now()
-	if d := now.Sub(ts); d > skew {
-		return fmt.Errorf("%w: %s is %s before the verifier's clock, the window is %s", ErrStale, r.Timestamp, d, skew)
-	} else if d < -skew {
-		return fmt.Errorf("%w: %s is %s after the verifier's clock, the window is %s", ErrFuture, r.Timestamp, -d, skew)
 	}
 	var buf canonBuf
 	msg := buf.build(r)
@@ -84,7 +83,39 @@ func (v Verifier) verify(keys [][]byte, r Request, signature string) error {
 	if !ok {
 		return ErrBadSignature
 	}
-	if v.Replay != nil && v.Replay.Seen(got, ts.Add(skew)) {
+	return v.record(got, ts)
+}
+
+// check runs the checks that come before the HMAC's: the signature syntax,
+// the request and the window. It returns the signature's bytes and the
+// request's time. at, when not nil, is the current time; otherwise v.Now
+// gives it.
+func (v Verifier) check(at *time.Time, r Request, signature string) (got [32]byte, ts time.Time, err error) {
+	if got, err = ParseSignature(signature); err != nil {
+		return got, ts, err
+	}
+	if ts, err = checkRequest(r); err != nil {
+		return got, ts, err
+	}
+	skew := v.skew()
+	var now time.Time
+	if at != nil {
+		now = *at
+	} else {
+		now = v.now()
+	}
+	if d := now.Sub(ts); d > skew {
+		return got, ts, fmt.Errorf("%w: %s is %s before the verifier's clock, the window is %s", ErrStale, r.Timestamp, d, skew)
+	} else if d < -skew {
+		return got, ts, fmt.Errorf("%w: %s is %s after the verifier's clock, the window is %s", ErrFuture, r.Timestamp, -d, skew)
+	}
+	return got, ts, nil
+}
+
+// record records a signature that verified in the replay cache, if any,
+// and fails with ErrReplay if it was there.
+func (v Verifier) record(got [32]byte, ts time.Time) error {
+	if v.Replay != nil && v.Replay.Seen(got, ts.Add(v.skew())) {
 		return ErrReplay
 	}
 	return nil

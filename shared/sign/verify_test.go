@@ -2,6 +2,7 @@ package sign
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +107,32 @@ func TestVerify(t *testing.T) {
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("Verify = %v, want %v", err, tt.want)
 			}
+			// VerifyAt at the instant Now gives decides the same, without
+			// reading Now.
+			now := v.Now()
+			w := v
+			w.Now = func() time.Time { t.Error("VerifyAt read Now"); return time.Time{} }
+			if got := w.VerifyAt(now, key, r, s); fmt.Sprint(got) != fmt.Sprint(err) {
+				t.Fatalf("VerifyAt = %v, Verify = %v", got, err)
+			}
+			// And so does VerifyKeyAt with the key prepared.
+			if got := w.VerifyKeyAt(now, NewKey(key), r, s); fmt.Sprint(got) != fmt.Sprint(err) {
+				t.Fatalf("VerifyKeyAt = %v, Verify = %v", got, err)
+			}
 		})
+	}
+}
+
+func TestVerifyAtDoesNotAllocate(t *testing.T) {
+	r := baseRequest()
+	sig := mustSign(t, testKey, r)
+	v := Verifier{}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := v.VerifyAt(t0, testKey, r, sig); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("VerifyAt allocates %v times", n)
 	}
 }
 
