@@ -70,3 +70,21 @@ func TestLoA(t *testing.T) {
 		}
 	}
 }
+
+func TestTrustLevelString(t *testing.T) {
+	for l, want := range []string{"none", "L1", "L2", "L3", "L4", "L5", "none", "none"} {
+		if got := TrustLevel(l).String(); got != want {
+			t.Errorf("TrustLevel(%d).String() = %q, want %q", l, got, want)
+		}
+		if p, err := ParseTrustLevel(want); err == nil && p != TrustLevel(l) {
+			t.Errorf("ParseTrustLevel(%q) = %d, want %d", want, p, l)
+		}
+	}
+	// The filter calls it on every request.
+	l := L3
+	if n := testing.AllocsPerRun(100, func() { levelSink = l.String() }); n != 0 {
+		t.Errorf("String allocates %v times", n)
+	}
+}
+
+var levelSink string

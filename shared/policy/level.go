@@ -29,10 +29,14 @@ func ParseTrustLevel(s string) (TrustLevel, error) {
 	return LevelNone, fmt.Errorf("trust level %q: want one of L1, L2, L3, L4, L5", s)
 }
 
+// levelNames are the string forms of L1..L5, constants so that String,
+// which the filter calls on every request, does not allocate.
+var levelNames = [...]string{L1: "L1", L2: "L2", L3: "L3", L4: "L4", L5: "L5"}
+
 // String returns "L1".."L5", or "none" for the zero value.
 func (l TrustLevel) String() string {
 	if l >= L1 && l <= L5 {
-		return string([]byte{'L', '0' + byte(l)})
+		return levelNames[l]
 	}
 	return "none"
 }

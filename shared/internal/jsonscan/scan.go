@@ -12,6 +12,7 @@
 package jsonscan
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -385,14 +386,44 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// Masks for plainRun: a byte's high bit, and each byte set to 1, to the
+// smallest plain byte, to '"' and to '\\'.
+const (
+	highBits  = 0x8080808080808080
+	ones      = 0x0101010101010101
+	spaces    = 0x2020202020202020
+	quotes    = 0x2222222222222222
+	backslash = 0x5c5c5c5c5c5c5c5c
+)
+
+// plainRun returns the offset of the first byte from i on that is not
+// plain, or len(b). Strings are mostly plain (a tool's text argument can
+// be most of a body), so it tests eight bytes at a time, which is several
+// times faster than a byte at a time in WebAssembly: with w the eight
+// bytes as a word, (w - ones*n) &^ w has a high bit set exactly when some
+// byte is below n (n at most 0x80), and applied to w ^ (ones*c), exactly
+// when some byte is c. The first word with a byte that is not plain is
+// left to the byte loop, which finds which one.
+func plainRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q, bs := w^quotes, w^backslash
+		if (w|(w-spaces)&^w|(q-ones)&^q|(bs-ones)&^bs)&highBits != 0 {
+			break
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
 // str checks the string whose '"' is at s.pos, moves past it and reports
 // whether it has escapes.
 func (s *Scanner) str() (escaped bool, err error) {
 	b, i := s.Data, s.pos+1
 	for {
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
+		i = plainRun(b, i)
 		if i >= len(b) {
 			s.pos = i
 			return escaped, s.fail("unterminated string")

@@ -226,3 +226,27 @@ func TestObjectAndArrayRefuseOtherKinds(t *testing.T) {
 		t.Errorf("Array read an object")
 	}
 }
+
+// TestPlainRun checks the eight-bytes-at-a-time scan against a byte loop,
+// for every byte value at every position of a word, from every alignment.
+func TestPlainRun(t *testing.T) {
+	byteLoop := func(b []byte, i int) int {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		return i
+	}
+	for c := range 256 {
+		for pos := range 20 {
+			b := []byte(strings.Repeat("a", pos) + string([]byte{byte(c)}) + strings.Repeat("b", 19-pos))
+			for start := range 4 {
+				if got, want := plainRun(b, start), byteLoop(b, start); got != want {
+					t.Fatalf("byte %#x at %d, from %d: plainRun = %d, want %d", c, pos, start, got, want)
+				}
+			}
+		}
+	}
+	if got := plainRun(nil, 0); got != 0 {
+		t.Fatalf("plainRun(nil) = %d", got)
+	}
+}
