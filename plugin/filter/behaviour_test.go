@@ -374,6 +374,9 @@ func TestReplayAcrossVMs(t *testing.T) {
 		// shared data.
 		cfg, _ := ParseConfig([]byte(validConfig))
 		other := &pluginContext{config: cfg, keys: newSharedKeys(cfg)}
+		if err := other.initReplaySlots(); err != nil { // as its OnPluginStart does
+			t.Fatal(err)
+		}
 		hs := r.headers(t)
 		sigHeader, _ := headerValue(hs, "x-knaight-signature")
 		sig, err := sign.ParseSignature(sigHeader)
@@ -531,6 +534,86 @@ func TestOverflowIsReportedAsAGap(t *testing.T) {
 		}
 		if n, _ := g.GetCounterMetric(metricQueueDropped); n != 3 {
 			t.Errorf("dropped counter %d", n)
+		}
+	})
+}
+
+// TestForwardedSignatureHeadersAreTheGatewaysAlone checks what the
+// upstream gets whatever form the client's signature headers took: each
+// header the gateway sets once, with the gateway's value, and none of the
+// client's credentials, however the client spelled or repeated them.
+func TestForwardedSignatureHeadersAreTheGatewaysAlone(t *testing.T) {
+	vmTest(t, false, func(t *testing.T, vm types.VMContext) {
+		g := newGateway(t, vm, validConfig, 1)
+		cases := []struct {
+			name  string
+			extra [][2]string
+			// repeat lists headers to send a second time with the value
+			// the signed request has.
+			repeat []string
+		}{
+			{name: "plain"},
+			{name: "organization as the gateway sets it", extra: [][2]string{{"x-knaight-organization", "acme"}}},
+			{name: "forged gateway headers", extra: [][2]string{{"x-knaight-decision-id", "forged"}, {"x-knaight-trust-level", "L5"}}},
+			{name: "headers repeated with the same value", extra: [][2]string{{"x-knaight-organization", "acme"}},
+				repeat: []string{"x-knaight-agent", "x-knaight-key-id", "x-knaight-organization"}},
+			{name: "both header forms", repeat: []string{"x-sck-ans-id", "x-sck-timestamp", "x-sck-signature"}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				r := toolCall(t, "deploy_app")
+				r.ts = testNow()
+				r.extra = c.extra
+				signed := r.headers(t)
+				for _, name := range c.repeat {
+					v, _ := headerValue(signed, strings.Replace(name, "x-sck-ans-id", "x-knaight-agent", 1))
+					if strings.HasPrefix(name, "x-sck-") && name != "x-sck-ans-id" {
+						v, _ = headerValue(signed, strings.Replace(name, "x-sck-", "x-knaight-", 1))
+					}
+					r.repeat = append(r.repeat, [2]string{name, v})
+				}
+				res := g.send(r)
+				expectAllowed(t, res)
+				count := map[string]int{}
+				for _, h := range res.forwarded {
+					name := strings.ToLower(h[0])
+					count[name]++
+					if name == "authorization" || strings.HasPrefix(name, "x-sck-") {
+						t.Errorf("client credential forwarded: %s: %s", h[0], h[1])
+					}
+				}
+				want := map[string]string{"x-knaight-agent": fxAgent, "x-knaight-organization": "acme", "x-knaight-key-id": "up_1", HeaderTrustLevel: "L3"}
+				for _, name := range []string{"x-knaight-agent", "x-knaight-timestamp", "x-knaight-signature", "x-knaight-key-id", "x-knaight-organization", HeaderDecisionID, HeaderTrustLevel} {
+					if count[name] != 1 {
+						t.Errorf("%s forwarded %d times\n%s", name, count[name], fmtHeaders(res.forwarded))
+					}
+					if v, _ := headerValue(res.forwarded, name); want[name] != "" && v != want[name] {
+						t.Errorf("%s = %q, want %q", name, v, want[name])
+					}
+					delete(count, name)
+				}
+				for name := range count {
+					if strings.HasPrefix(name, "x-knaight-") {
+						t.Errorf("%s forwarded", name)
+					}
+				}
+				h, err := sign.ParseHeaders(func(name string) []string {
+					if v, ok := headerValue(res.forwarded, name); ok {
+						return []string{v}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := sign.Request{Method: "POST", Target: "/mcp", BodySHA256: sign.BodyDigest(r.body), Agent: h.Agent, Timestamp: h.Timestamp}
+				if err := (sign.Verifier{Now: testNow}).Verify(fxUpstream, req, h.Signature); err != nil {
+					t.Errorf("upstream signature does not verify: %v", err)
+				}
+				if id, _ := headerValue(res.forwarded, HeaderDecisionID); !decisionIDPattern.MatchString(id) {
+					t.Errorf("decision id %q", id)
+				}
+			})
 		}
 	})
 }

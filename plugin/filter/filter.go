@@ -22,6 +22,7 @@
 package filter
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"time"
@@ -78,6 +79,12 @@ type pluginContext struct {
 	metrics *metrics
 	poller  *poller
 	queueID uint32
+	// replayKeys are the shared-data keys of the replay slots, and
+	// replayBuf the buffer the replay check builds a slot's value in.
+	replayKeys []string
+	replayBuf  []byte
+	// recordBuf is the buffer decision records are encoded in.
+	recordBuf []byte
 }
 
 // OnPluginStart reads and validates the plugin configuration. An invalid or
@@ -155,7 +162,7 @@ func (p *pluginContext) NewHttpContext(uint32) types.HttpContext {
 
 // enqueue hands a decision record to the poller through the shared queue.
 func (p *pluginContext) enqueue(r *decision.Record) {
-	data := appendRecord(make([]byte, 0, 1024), r) // a typical record is just over 512 bytes
+	data := appendRecord(p.recordBuf[:0], r)
 	if len(data) > decision.MaxRecordJSON {
 		// Escaping can make a record of valid field lengths too large for
 		// the manager; shorten what the client chose rather than lose it.
@@ -164,6 +171,11 @@ func (p *pluginContext) enqueue(r *decision.Record) {
 		}
 		data = appendRecord(data[:0], r)
 	}
+	p.recordBuf = data
+	// The record is encoded in a buffer kept for the next one and enqueued
+	// as a copy of its exact size: Envoy copies what is enqueued, but the
+	// SDK's emulator keeps the very slice, so each record needs its own.
+	data = bytes.Clone(data)
 	if err := proxywasm.EnqueueSharedQueue(p.queueID, data); err != nil {
 		p.metrics.queueDropped.Increment(1)
 		proxywasm.LogErrorf("knaight: cannot enqueue decision record %s: %v", r.ID, err)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -41,12 +42,19 @@ type httpContext struct {
 	v      *view
 	now    time.Time
 	rec    decision.Record
-	claims *token.Claims
+	claims *verifiedToken
 	sig    sign.Headers
 	ts     time.Time
 	agent  *snapshot.Agent
-	hmac   [][]byte
-	rpcID  []byte
+	// hmac are the agent's live keys that may have signed the request.
+	hmac []*sign.Key
+	// hmacKeys backs hmac for agents with up to two live keys (one, or two
+	// during a rotation), which saves an allocation per request.
+	hmacKeys [2]*sign.Key
+	rpcID    []byte
+	// rpcIDBuf backs rpcID for ids of up to 24 bytes, which saves an
+	// allocation per request.
+	rpcIDBuf [24]byte
 	// headers is the request's header map, read from the host once; path
 	// its :path.
 	headers headerList
@@ -79,7 +87,7 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 	if err != nil {
 		return h.deny(decision.InternalError, "cannot read the request headers: "+err.Error(), nil)
 	}
-	h.headers = hs
+	h.headers = newHeaderList(hs)
 	method, _ := h.headers.get(":method")
 	path, _ := h.headers.get(":path")
 	h.path = path
@@ -121,7 +129,7 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 		if err != nil {
 			return h.denyToken(decision.TokenInvalid, "gateway token refused: "+token.Reason(err), token.Reason(err))
 		}
-		claims = &c
+		claims = newVerifiedToken(c)
 		p.tokens.put(raw, claims, now)
 	}
 	h.claims = claims
@@ -162,13 +170,14 @@ func (h *httpContext) onHeaders(now time.Time, endOfStream bool) types.Action {
 	if agent.Status != snapshot.StatusActive {
 		return h.deny(decision.AgentInactive, fmt.Sprintf("agent %q is %s in ANS, not ACTIVE", sh.Agent, agent.Status), nil)
 	}
-	h.hmac = h.hmac[:0]
-	for _, k := range agent.Keys {
+	h.hmac = h.hmacKeys[:0]
+	for i := range agent.Keys {
+		k := &agent.Keys[i]
 		if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
 			continue // retired by a rotation, and its overlap is over
 		}
 		if sh.KeyID == "" || k.ID == sh.KeyID {
-			h.hmac = append(h.hmac, k.Secret)
+			h.hmac = append(h.hmac, v.agentKey(k))
 		}
 	}
 	if len(h.hmac) == 0 {
@@ -254,10 +263,13 @@ func (h *httpContext) finish(body []byte) types.Action {
 	digest := sign.BodyDigest(body)
 	req := sign.Request{Method: h.rec.HTTPMethod, Target: h.path, BodySHA256: digest, Agent: sh.Agent, Timestamp: sh.Timestamp}
 	now := h.now
-	verifier := sign.Verifier{Skew: v.skew, Now: func() time.Time { return now }}
+	// The keys are prepared (view.agentKey), and the whole request is
+	// judged at the one reading of the clock in h.now, which VerifyKeyAt
+	// takes without the allocation of a Now closure.
+	verifier := sign.Verifier{Skew: v.skew}
 	var err error
 	for _, k := range h.hmac {
-		if err = verifier.Verify(k, req, sh.Signature); err == nil || !errors.Is(err, sign.ErrBadSignature) {
+		if err = verifier.VerifyKeyAt(now, k, req, sh.Signature); err == nil || !errors.Is(err, sign.ErrBadSignature) {
 			break
 		}
 	}
@@ -290,8 +302,11 @@ func (h *httpContext) finish(body []byte) types.Action {
 		if err != nil {
 			return h.denyMessage(err)
 		}
+		// A copy: msg.ID aliases the body, which must not stay pinned in
+		// memory for as long as the stream lasts (an event stream can
+		// last hours). Most ids fit in rpcIDBuf.
 		if msg.ID != nil {
-			h.rpcID = append([]byte(nil), msg.ID...)
+			h.rpcID = append(h.rpcIDBuf[:0], msg.ID...)
 		}
 		h.rec.MCPMethod, h.rec.Name = truncate(msg.Method, decision.MaxTextLen), truncate(msg.Name, decision.MaxTextLen)
 		if err := mcp.CheckHeaders(h.protocol, h.mcpMethod, h.mcpName, h.hasMethod, h.hasName, msg); err != nil {
@@ -311,7 +326,7 @@ func (h *httpContext) finish(body []byte) types.Action {
 		Environment:  p.config.Environment,
 		TrustLevel:   h.agent.TrustLevel,
 		LoA:          policy.LoA(h.claims.LoA),
-		Scopes:       h.claims.Scopes(),
+		Scopes:       h.claims.scopes,
 		Method:       method,
 		Name:         name,
 		BodyBytes:    int64(len(body)),
@@ -344,41 +359,64 @@ func (h *httpContext) denyMessage(err error) types.Action {
 	}
 }
 
-// allow strips the client's credentials, signs the request for the
-// upstream and lets it through.
+// allow signs the request for the upstream, strips the client's
+// credentials and lets it through.
 func (h *httpContext) allow(body []byte, d policy.Decision, digest [32]byte) types.Action {
 	v := h.v
-	for _, hv := range h.headers {
-		name := strings.ToLower(hv[0])
-		if name == "authorization" || strings.HasPrefix(name, "x-knaight-") || strings.HasPrefix(name, "x-sck-") {
-			if err := proxywasm.RemoveHttpRequestHeader(hv[0]); err != nil {
-				return h.deny(decision.InternalError, "cannot remove the client's credentials: "+err.Error(), h.rpcID)
-			}
-		}
-	}
+	// The body's digest is the one the agent's signature was checked
+	// against: the canonical string holds the body only by its SHA-256,
+	// so the body is hashed once per request.
+	//
 	// Nanoseconds: two identical requests of one agent within the same
 	// second (or millisecond) must not get the same signature, or the
 	// upstream's replay check refuses the second.
-	ts := h.now.UTC().Format("2006-01-02T15:04:05.000000000Z")
+	ts := upstreamTimestamp(h.now)
 	up := sign.Request{Method: h.rec.HTTPMethod, Target: h.path, BodySHA256: digest, Agent: h.agent.ANSName, Timestamp: ts}
-	signature, err := sign.Sign(v.snap.Upstream.Secret, up)
+	signature, err := v.upstream.Sign(up)
 	if err != nil {
 		return h.deny(decision.InternalError, "cannot sign the request for the upstream: "+err.Error(), h.rpcID)
 	}
+	// The headers the upstream gets from the gateway, in lower case as
+	// Envoy keeps header names. sign.Headers.Apply says which signature
+	// headers those are; it writes at most five.
+	var set [7][2]string
+	n := 0
 	out := sign.Headers{Agent: h.agent.ANSName, Timestamp: ts, Signature: signature, KeyID: v.snap.Upstream.ID, Organization: h.p.config.Organization}
-	var setErr error
 	out.Apply(func(name, value string) {
-		if err := proxywasm.ReplaceHttpRequestHeader(strings.ToLower(name), value); err != nil && setErr == nil {
-			setErr = err
-		}
+		set[n] = [2]string{lowerHeaderName(name), value}
+		n++
 	})
-	for _, kv := range [][2]string{{HeaderDecisionID, h.rec.ID}, {HeaderTrustLevel, h.agent.TrustLevel.String()}} {
-		if err := proxywasm.ReplaceHttpRequestHeader(kv[0], kv[1]); err != nil && setErr == nil {
-			setErr = err
+	set[n] = [2]string{HeaderDecisionID, h.rec.ID}
+	set[n+1] = [2]string{HeaderTrustLevel, h.rec.TrustLevel}
+	gateway := set[:n+2]
+
+	// Strip the client's credentials: every Authorization, X-Knaight-* and
+	// X-SCK-* header. Each host call costs, so a header the gateway sets
+	// is left to the replacement below when the client sent it once, under
+	// the very name the gateway sets (a replacement leaves one entry with
+	// the gateway's value), and left alone when it already has the value
+	// the gateway sets (the agent's name, the organization). A repeated
+	// one is removed first: hosts replace only the first of several
+	// entries.
+	for _, hv := range h.headers.kv {
+		name := strings.ToLower(hv[0])
+		if name != "authorization" && !strings.HasPrefix(name, "x-knaight-") && !strings.HasPrefix(name, "x-sck-") {
+			continue
+		}
+		if _, ok := h.headers.sole(name); ok && setsHeader(gateway, name) {
+			continue
+		}
+		if err := proxywasm.RemoveHttpRequestHeader(hv[0]); err != nil {
+			return h.deny(decision.InternalError, "cannot remove the client's credentials: "+err.Error(), h.rpcID)
 		}
 	}
-	if setErr != nil {
-		return h.deny(decision.InternalError, "cannot sign the request for the upstream: "+setErr.Error(), h.rpcID)
+	for _, kv := range gateway {
+		if have, ok := h.headers.sole(kv[0]); ok && have == kv[1] {
+			continue
+		}
+		if err := proxywasm.ReplaceHttpRequestHeader(kv[0], kv[1]); err != nil {
+			return h.deny(decision.InternalError, "cannot sign the request for the upstream: "+err.Error(), h.rpcID)
+		}
 	}
 	h.decided, h.allowed = true, true
 	h.rec.Allow, h.rec.Reason, h.rec.Message = true, decision.Allowed, d.Message
@@ -512,20 +550,47 @@ func (h *httpContext) recoverDeny(callback string, action *types.Action) {
 	*action = h.deny(decision.InternalError, "gateway internal error: failing closed", h.rpcID)
 }
 
-// header returns a request header's value, "" when absent.
 // headerList is a request's header map as the host gives it: lower-case
 // names, a repeated header as several entries.
-type headerList [][2]string
+type headerList struct {
+	kv [][2]string
+	// folds is true when a name has a byte outside ASCII, which
+	// strings.EqualFold may match with an ASCII name of another length
+	// (the Kelvin sign folds to k). Otherwise names of different lengths
+	// never match, and lookups compare lengths first: a request looks up
+	// about twenty names in its headers, and the length rules out nearly
+	// every header without a call to strings.EqualFold.
+	folds bool
+}
 
-// get returns the value of the header name (matched without regard to
-// case) and whether it is present; the values of a repeated header are
-// joined with commas (RFC 9110, 5.3), which makes a repeated Authorization
-// or MCP header fail to parse: the refusal it deserves.
-func (l headerList) get(name string) (string, bool) {
+func newHeaderList(kv [][2]string) headerList {
+	l := headerList{kv: kv}
+	for _, h := range kv {
+		for i := 0; i < len(h[0]); i++ {
+			if h[0][i] >= utf8.RuneSelf {
+				l.folds = true
+				return l
+			}
+		}
+	}
+	return l
+}
+
+// is reports whether the header name have is name, an ASCII name, matched
+// without regard to case (strings.EqualFold).
+func (l *headerList) is(have, name string) bool {
+	return (len(have) == len(name) || l.folds) && strings.EqualFold(have, name)
+}
+
+// get returns the value of the header name (an ASCII name, matched without
+// regard to case) and whether it is present; the values of a repeated
+// header are joined with commas (RFC 9110, 5.3), which makes a repeated
+// Authorization or MCP header fail to parse: the refusal it deserves.
+func (l *headerList) get(name string) (string, bool) {
 	var v string
 	found := false
-	for _, kv := range l {
-		if strings.EqualFold(kv[0], name) {
+	for _, kv := range l.kv {
+		if l.is(kv[0], name) {
 			if found {
 				v += "," + kv[1]
 			} else {
@@ -537,15 +602,111 @@ func (l headerList) get(name string) (string, bool) {
 }
 
 // values returns every value of the header name, for sign.ParseHeaders,
-// which refuses a signature header that is repeated.
-func (l headerList) values(name string) []string {
+// which refuses a signature header that is repeated. The slice of a header
+// sent once is a view of the list, not a copy: callers only read it.
+func (l *headerList) values(name string) []string {
+	first := -1
 	var out []string
-	for _, kv := range l {
-		if strings.EqualFold(kv[0], name) {
-			out = append(out, kv[1])
+	for i := range l.kv {
+		if !l.is(l.kv[i][0], name) {
+			continue
+		}
+		switch {
+		case first < 0:
+			first = i
+		case out == nil:
+			out = []string{l.kv[first][1], l.kv[i][1]}
+		default:
+			out = append(out, l.kv[i][1])
 		}
 	}
+	if out == nil && first >= 0 {
+		return l.kv[first][1:]
+	}
 	return out
+}
+
+// sole returns the value of the header name when the list has exactly one
+// entry for it, in any letter case, and that entry is spelled name.
+func (l *headerList) sole(name string) (string, bool) {
+	v, n := "", 0
+	for _, kv := range l.kv {
+		if l.is(kv[0], name) {
+			if kv[0] != name {
+				return "", false
+			}
+			v, n = kv[1], n+1
+		}
+	}
+	return v, n == 1
+}
+
+// lowerHeaderName returns strings.ToLower(name), without allocating for the
+// names sign.Headers.Apply writes on every allowed request.
+func lowerHeaderName(name string) string {
+	switch name {
+	case sign.HeaderAgent:
+		return "x-knaight-agent"
+	case sign.HeaderTimestamp:
+		return "x-knaight-timestamp"
+	case sign.HeaderSignature:
+		return "x-knaight-signature"
+	case sign.HeaderKeyID:
+		return "x-knaight-key-id"
+	case sign.HeaderOrganization:
+		return "x-knaight-organization"
+	}
+	return strings.ToLower(name)
+}
+
+// setsHeader reports whether headers has an entry named name.
+func setsHeader(headers [][2]string, name string) bool {
+	for _, kv := range headers {
+		if kv[0] == name {
+			return true
+		}
+	}
+	return false
+}
+
+// timestampLayout is the upstream signature's timestamp: UTC, nanoseconds.
+const timestampLayout = "2006-01-02T15:04:05.000000000Z"
+
+// upstreamTimestamp returns t.UTC().Format(timestampLayout). It writes the
+// digits itself for years 0 to 9999, so that the allow path does not
+// interpret the layout on every request.
+func upstreamTimestamp(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(timestampLayout)
+	}
+	hour, minute, sec := t.Clock()
+	var b [len(timestampLayout)]byte
+	putDigits(b[0:4], year)
+	b[4] = '-'
+	putDigits(b[5:7], int(month))
+	b[7] = '-'
+	putDigits(b[8:10], day)
+	b[10] = 'T'
+	putDigits(b[11:13], hour)
+	b[13] = ':'
+	putDigits(b[14:16], minute)
+	b[16] = ':'
+	putDigits(b[17:19], sec)
+	b[19] = '.'
+	putDigits(b[20:29], t.Nanosecond())
+	b[29] = 'Z'
+	return string(b[:])
+}
+
+// putDigits writes the len(b) lowest decimal digits of the non-negative n
+// into b, padded with zeros.
+func putDigits(b []byte, n int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
 }
 
 // truncate cuts s to at most n bytes on a UTF-8 boundary.

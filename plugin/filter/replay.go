@@ -35,16 +35,18 @@ var errReplayUnavailable = errors.New("replay state unavailable")
 
 // replaySlotKey returns the shared-data key of sig's slot.
 func (p *pluginContext) replaySlotKey(sig *[32]byte) string {
-	slot := int(binary.BigEndian.Uint16(sig[:2])) % replaySlots
-	return p.keys.replay + strconv.Itoa(slot)
+	return p.replayKeys[int(binary.BigEndian.Uint16(sig[:2]))%replaySlots]
 }
 
 // initReplaySlots creates the empty slots that do not exist yet, at plugin
 // start, before any request. Envoy treats a compare-and-swap value of 0 as
-// "no check", so a slot must exist before requests race to write it.
+// "no check", so a slot must exist before requests race to write it. It
+// keeps the slots' keys, which requests would otherwise build each time.
 func (p *pluginContext) initReplaySlots() error {
+	p.replayKeys = make([]string, replaySlots)
 	for i := range replaySlots {
 		key := p.keys.replay + strconv.Itoa(i)
+		p.replayKeys[i] = key
 		if _, _, err := proxywasm.GetSharedData(key); errors.Is(err, types.ErrorStatusNotFound) {
 			if err := proxywasm.SetSharedData(key, []byte{}, 0); err != nil {
 				return err
@@ -67,7 +69,9 @@ func (p *pluginContext) seen(sig *[32]byte, expires, now time.Time) (bool, error
 		if err != nil {
 			return false, errReplayUnavailable
 		}
-		next := make([]byte, 0, len(data)+replayEntry)
+		// The host copies what it is given, so the slot's new value is
+		// built in a buffer the plugin keeps for the next request.
+		next := p.replayBuf[:0]
 		for i := 0; i+replayEntry <= len(data); i += replayEntry {
 			e := data[i : i+replayEntry]
 			exp := binary.BigEndian.Uint64(e[16:])
@@ -84,6 +88,7 @@ func (p *pluginContext) seen(sig *[32]byte, expires, now time.Time) (bool, error
 		}
 		next = append(next, sig[:16]...)
 		next = binary.BigEndian.AppendUint64(next, expMs)
+		p.replayBuf = next
 		err = proxywasm.SetSharedData(key, next, cas)
 		if err == nil {
 			return false, nil
