@@ -153,7 +153,7 @@ func (g *Group) issueIn(ctx context.Context, tx pgx.Tx, calls []*groupCall) ([]*
 			continue
 		}
 		var checkedReq checked
-		if checkedReq, c.err = check(c.org, c.req, &reads[i]); c.err != nil {
+		if checkedReq, c.err = check(c.req, &reads[i]); c.err != nil {
 			continue
 		}
 		// The organization's first key: made once, kept in the reads of

@@ -130,7 +130,7 @@ func (s Service) Issue(ctx context.Context, tx pgx.Tx, org uuid.UUID, req IssueR
 	if r.err != nil {
 		return Issued{}, r.err
 	}
-	c, err := check(org, req, &r)
+	c, err := check(req, &r)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -201,7 +201,7 @@ type checked struct {
 // check validates a request against what was read: the fields first (all
 // their errors at once), then the agent. It touches no database, so a
 // request it refuses changes nothing.
-func check(org uuid.UUID, req IssueRequest, r *issueReads) (checked, error) {
+func check(req IssueRequest, r *issueReads) (checked, error) {
 	settings := r.settings
 	var inv fault.Invalid
 	aud := req.Audience
