@@ -26,6 +26,12 @@ var ErrMalformed = errors.New("malformed JSON")
 // the manager's time per batch. Field errors are at "records" or
 // "records[i]" (with ".<field>" when the decoder names it).
 func Decode(body []byte) ([]decision.Record, error) {
+	// A good batch is read in one pass; only a bad one is read again,
+	// record by record, to say which record is at fault.
+	var whole decision.Batch
+	if err := strictly(body, &whole); err == nil && whole.Records != nil && len(whole.Records) <= decision.MaxBatch {
+		return whole.Records, nil
+	}
 	var batch struct {
 		Records []json.RawMessage `json:"records"`
 	}
