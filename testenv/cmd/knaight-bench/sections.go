@@ -181,17 +181,19 @@ per-statement timings, November 2026:
   round trip, are a fifth to a third of it on this virtual machine.
   Caching API key lookups (with revocation through NOTIFY, so that a
   revoked key stops at once) is the next step toward 5,000/s.
-- **Decision ingest.** A batch is decoded once, strictly (calls.Decode),
-  instead of twice by the generic validation, which was half of the
-  manager's time per batch; it is stored before the ledger head is taken,
+- **Decision ingest.** A batch is decoded once, strictly, in one pass
+  (calls.Decode), instead of twice by the generic validation, which was
+  half of the manager's time per batch; it is stored before the ledger head is taken,
   in record-id order, so concurrent batches store in parallel and queue
   only for the append; the organization foreign keys, implied by others,
   are gone. Under the parallel load the manager process (the benchmark's
   client included) uses about 0.8 of a core and PostgreSQL about 0.9:
   the two cores are full. PostgreSQL's part is the two inserts per record
   (the enforcement_calls row and the ledger event, each with its
-  indexes). Repeated runs on this machine give 15,000 to 21,000
-  records/s, longer runs less (the tables and their indexes grow).
+  indexes). Runs on this machine within one hour gave 14,000 to 21,000
+  records/s for the same code (the machine is a virtual one, and its
+  speed varies), and longer runs less (the tables and their indexes
+  grow).
 - **The snapshot** of 10,000 agents and 100,000 revocations (about 10 MB).
   An encoder written for the snapshot's shape (byte for byte what
   encoding/json writes, proved by table, every-field and fuzz tests)
