@@ -55,16 +55,8 @@ type Builder struct {
 
 	mu     sync.Mutex
 	latest map[scope]*Built
-	// counts are the row counts of the last build of each scope, so that
-	// the next build allocates its lists once at about the right size
-	// instead of regrowing them row by row: 100,000 revocations grown by
-	// append are copied several times over.
-	counts map[scope]rowCounts
 	flight singleflight.Group
 }
-
-// rowCounts are how many revocations and agents a build read.
-type rowCounts struct{ revocations, agents int }
 
 type scope struct {
 	org uuid.UUID
@@ -94,10 +86,7 @@ func Version(ctx context.Context, q db.Querier, org uuid.UUID) (uint64, error) {
 // Concurrent calls for one environment share one build.
 func (b *Builder) Get(ctx context.Context, org uuid.UUID, env policy.Environment, version uint64) (*Built, error) {
 	key := scope{org, env}
-	b.mu.Lock()
-	cached := b.latest[key]
-	b.mu.Unlock()
-	if cached != nil && cached.Snapshot.Version >= version {
+	if cached := b.cached(key); cached != nil && cached.Snapshot.Version >= version {
 		return cached, nil
 	}
 	v, err, _ := b.flight.Do(org.String()+"/"+string(env)+"/"+strconv.FormatUint(version, 10), func() (any, error) {
@@ -105,19 +94,7 @@ func (b *Builder) Get(ctx context.Context, org uuid.UUID, env policy.Environment
 		if b.Now != nil {
 			now = b.Now
 		}
-		built, err := b.Build(context.WithoutCancel(ctx), org, env, now())
-		if err != nil {
-			return nil, err
-		}
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if b.latest == nil {
-			b.latest = map[scope]*Built{}
-		}
-		if cur := b.latest[key]; cur == nil || cur.Snapshot.Version < built.Snapshot.Version {
-			b.latest[key] = built
-		}
-		return built, nil
+		return b.Build(context.WithoutCancel(ctx), org, env, now())
 	})
 	if err != nil {
 		return nil, err
@@ -127,12 +104,14 @@ func (b *Builder) Get(ctx context.Context, org uuid.UUID, env policy.Environment
 
 // Build reads the organization's environment in one read-only REPEATABLE
 // READ transaction, builds its snapshot, validates it as a filter would and
-// signs it. Missing keys are gateways.ErrNotConfigured.
+// signs it. Missing keys are gateways.ErrNotConfigured. The build becomes
+// the environment's cached one unless a later version is cached already.
 func (b *Builder) Build(ctx context.Context, org uuid.UUID, env policy.Environment, now time.Time) (*Built, error) {
 	key := scope{org, env}
+	last := b.cached(key)
 	var out *Built
 	err := pgx.BeginTxFunc(ctx, b.Pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		s, kid, signer, err := b.read(ctx, tx, org, env, now, b.lastCounts(key))
+		s, kid, signer, err := b.read(ctx, tx, org, env, now, last)
 		if err != nil {
 			return err
 		}
@@ -149,30 +128,39 @@ func (b *Builder) Build(ctx context.Context, org uuid.UUID, env policy.Environme
 	if err != nil {
 		return nil, err
 	}
-	b.setCounts(key, rowCounts{revocations: len(out.Snapshot.Revocations), agents: len(out.Snapshot.Agents)})
+	b.remember(key, out)
 	return out, nil
 }
 
-// lastCounts returns the row counts of the scope's last build, zero
-// before the first.
-func (b *Builder) lastCounts(key scope) rowCounts {
+// cached returns the environment's latest build, nil before the first.
+func (b *Builder) cached(key scope) *Built {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.counts[key]
+	return b.latest[key]
 }
 
-func (b *Builder) setCounts(key scope, c rowCounts) {
+// remember makes built the environment's cached build, unless a later
+// version is cached already.
+func (b *Builder) remember(key scope, built *Built) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.counts == nil {
-		b.counts = map[scope]rowCounts{}
+	if b.latest == nil {
+		b.latest = map[scope]*Built{}
 	}
-	b.counts[key] = c
+	if cur := b.latest[key]; cur == nil || cur.Snapshot.Version < built.Snapshot.Version {
+		b.latest[key] = built
+	}
 }
 
-// read reads the snapshot; expect sizes its lists (a guess: the counts of
-// the last build).
-func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy.Environment, now time.Time, expect rowCounts) (*snapshot.Snapshot, string, ed25519.PrivateKey, error) {
+// read reads the snapshot. The lists of last, the environment's previous
+// build if any, size its lists, so that they are allocated once at about
+// the right size instead of regrown row by row: 100,000 revocations grown
+// by append are copied several times over.
+func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy.Environment, now time.Time, last *Built) (*snapshot.Snapshot, string, ed25519.PrivateKey, error) {
+	var expectRevocations, expectAgents int
+	if last != nil {
+		expectRevocations, expectAgents = len(last.Snapshot.Revocations), len(last.Snapshot.Agents)
+	}
 	s := &snapshot.Snapshot{Schema: snapshot.Schema, OrganizationID: org.String(), Environment: env, IssuedAt: now.UTC().Truncate(time.Second), Issuer: b.Issuer, Settings: b.Settings}
 	var version int64
 	err := tx.QueryRow(ctx, `SELECT v.version, o.slug FROM snapshot_versions v JOIN organizations o ON o.id = v.organization_id WHERE v.organization_id = $1`, org).
@@ -198,10 +186,10 @@ func (b *Builder) read(ctx context.Context, tx pgx.Tx, org uuid.UUID, env policy
 	if s.TokenKeys == nil {
 		s.TokenKeys = []snapshot.TokenKey{}
 	}
-	if s.Revocations, err = revocations(ctx, tx, org, now, expect.revocations); err != nil {
+	if s.Revocations, err = revocations(ctx, tx, org, now, expectRevocations); err != nil {
 		return nil, "", nil, err
 	}
-	if s.Agents, err = b.agents(ctx, tx, org, env, now, expect.agents); err != nil {
+	if s.Agents, err = b.agents(ctx, tx, org, env, now, expectAgents); err != nil {
 		return nil, "", nil, err
 	}
 	if s.Bundle, err = activeBundle(ctx, tx, org, env); err != nil {
