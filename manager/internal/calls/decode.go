@@ -1,7 +1,6 @@
 package calls
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/knaight/knaight/manager/internal/fault"
+	"github.com/knaight/knaight/manager/internal/strictjson"
 	"github.com/knaight/knaight/shared/decision"
 )
 
@@ -29,13 +29,13 @@ func Decode(body []byte) ([]decision.Record, error) {
 	// A good batch is read in one pass; only a bad one is read again,
 	// record by record, to say which record is at fault.
 	var whole decision.Batch
-	if err := strictly(body, &whole); err == nil && whole.Records != nil && len(whole.Records) <= decision.MaxBatch {
+	if err := strictjson.Decode(body, &whole); err == nil && whole.Records != nil && len(whole.Records) <= decision.MaxBatch {
 		return whole.Records, nil
 	}
 	var batch struct {
 		Records []json.RawMessage `json:"records"`
 	}
-	if err := strictly(body, &batch); err != nil {
+	if err := strictjson.Decode(body, &batch); err != nil {
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -54,7 +54,7 @@ func Decode(body []byte) ([]decision.Record, error) {
 	recs := make([]decision.Record, len(batch.Records))
 	inv := &fault.Invalid{}
 	for i, raw := range batch.Records {
-		if err := strictly(raw, &recs[i]); err != nil {
+		if err := strictjson.Decode(raw, &recs[i]); err != nil {
 			field, msg := "records["+strconv.Itoa(i)+"]", err.Error()
 			if f, m, ok := typeError(err); ok {
 				field, msg = field+"."+f, m
@@ -86,17 +86,4 @@ func typeError(err error) (field, msg string, ok bool) {
 		want = "an object"
 	}
 	return typ.Field, fmt.Sprintf("must be %s, not a JSON %s", want, typ.Value), true
-}
-
-// strictly decodes data into v refusing unknown fields and trailing data.
-func strictly(data []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return err
-	}
-	if _, err := d.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("unexpected data after the JSON object")
-	}
-	return nil
 }

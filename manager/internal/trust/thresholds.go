@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/knaight/knaight/manager/internal/strictjson"
 	"github.com/knaight/knaight/shared/policy"
 )
 
@@ -205,7 +205,7 @@ func (th *Thresholds) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		Levels map[string]json.RawMessage `json:"levels"`
 	}
-	if err := strictDecode(b, &raw); err != nil {
+	if err := strictjson.Decode(b, &raw); err != nil {
 		return fmt.Errorf("thresholds: %w", err)
 	}
 	var levels map[policy.TrustLevel]LevelRequirement
@@ -222,24 +222,12 @@ func (th *Thresholds) UnmarshalJSON(b []byte) error {
 				return &FieldError{Path: "levels." + clip(k), Reason: "not a trust level: want L2, L3, L4 or L5"}
 			}
 			var r LevelRequirement
-			if err := strictDecode(raw.Levels[k], &r); err != nil {
+			if err := strictjson.Decode(raw.Levels[k], &r); err != nil {
 				return &FieldError{Path: "levels." + k, Reason: err.Error()}
 			}
 			levels[l] = r
 		}
 	}
 	th.Levels = levels
-	return nil
-}
-
-func strictDecode(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("unexpected data after the JSON value")
-	}
 	return nil
 }
