@@ -218,6 +218,15 @@ func read(mem api.Memory, ptr, size uint64) ([]byte, bool) {
 	return append([]byte(nil), b...), true
 }
 
+// putUint32 writes v at the guest's ptr, as the host functions answer
+// a number.
+func putUint32(mem api.Memory, ptr uint64, v uint32) status {
+	if !mem.WriteUint32Le(uint32(ptr), v) {
+		return statusInvalidMemoryAccess
+	}
+	return statusOK
+}
+
 func readString(mem api.Memory, ptr, size uint64) (string, bool) {
 	b, ok := read(mem, ptr, size)
 	return string(b), ok
@@ -270,10 +279,7 @@ func proxyGetLogLevel(ctx context.Context, v *vm, mem api.Memory, p []uint64) st
 	case v.g.log.Enabled(ctx, slog.LevelError):
 		level = 4
 	}
-	if !mem.WriteUint32Le(uint32(p[0]), level) {
-		return statusInvalidMemoryAccess
-	}
-	return statusOK
+	return putUint32(mem, p[0], level)
 }
 
 func proxySetTickPeriod(_ context.Context, v *vm, _ api.Memory, p []uint64) status {
@@ -618,10 +624,7 @@ func proxyGetSharedData(ctx context.Context, v *vm, mem api.Memory, p []uint64) 
 	if st := v.give(ctx, data, p[2], p[3]); st != statusOK {
 		return st
 	}
-	if !v.mod.Memory().WriteUint32Le(uint32(p[4]), cas) {
-		return statusInvalidMemoryAccess
-	}
-	return statusOK
+	return putUint32(v.mod.Memory(), p[4], cas)
 }
 
 func proxySetSharedData(_ context.Context, v *vm, mem api.Memory, p []uint64) status {
@@ -639,10 +642,7 @@ func proxyRegisterSharedQueue(_ context.Context, v *vm, mem api.Memory, p []uint
 		return statusInvalidMemoryAccess
 	}
 	token := v.g.queues.register(v.g.cfg.VMID, name, v, v.rootID)
-	if !mem.WriteUint32Le(uint32(p[2]), token) {
-		return statusInvalidMemoryAccess
-	}
-	return statusOK
+	return putUint32(mem, p[2], token)
 }
 
 func proxyResolveSharedQueue(_ context.Context, v *vm, mem api.Memory, p []uint64) status {
@@ -655,10 +655,7 @@ func proxyResolveSharedQueue(_ context.Context, v *vm, mem api.Memory, p []uint6
 	if !found {
 		return statusNotFound
 	}
-	if !mem.WriteUint32Le(uint32(p[4]), token) {
-		return statusInvalidMemoryAccess
-	}
-	return statusOK
+	return putUint32(mem, p[4], token)
 }
 
 func proxyEnqueueSharedQueue(_ context.Context, v *vm, mem api.Memory, p []uint64) status {
@@ -692,10 +689,7 @@ func proxyDefineMetric(_ context.Context, v *vm, mem api.Memory, p []uint64) sta
 	}
 	v.nextMetric++
 	v.metricIDs[v.nextMetric] = m
-	if !mem.WriteUint32Le(uint32(p[3]), v.nextMetric) {
-		return statusInvalidMemoryAccess
-	}
-	return statusOK
+	return putUint32(mem, p[3], v.nextMetric)
 }
 
 func proxyIncrementMetric(_ context.Context, v *vm, _ api.Memory, p []uint64) status {
