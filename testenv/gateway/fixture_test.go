@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/knaight/knaight/plugin/filter"
 	"github.com/knaight/knaight/shared/decision"
 	"github.com/knaight/knaight/shared/policy"
@@ -123,7 +125,7 @@ func mint(t testing.TB) string {
 	b64 := base64.RawURLEncoding
 	hdr, _ := json.Marshal(map[string]string{"alg": "EdDSA", "typ": "at+jwt", "kid": fxTokenKID})
 	body, _ := json.Marshal(map[string]any{
-		"iss": fxIssuer, "sub": fxAgent, "aud": fxResource, "jti": newRequestID(),
+		"iss": fxIssuer, "sub": fxAgent, "aud": fxResource, "jti": uuid.NewString(),
 		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(15 * time.Minute).Unix(),
 		"org": fxOrgID, "agent_id": "agent-1", "ans": fxAgent, "loa": 2, "scope": "mcp:read mcp:invoke",
 	})

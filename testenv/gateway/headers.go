@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // headerMap is a proxy-wasm header map: ordered pairs with lower-case
@@ -149,7 +149,7 @@ func requestHeaders(r *http.Request) headerMap {
 	}
 	m.replace("x-forwarded-proto", scheme)
 	if _, ok := m.get("x-request-id"); !ok {
-		m.add("x-request-id", newRequestID())
+		m.add("x-request-id", uuid.NewString()) // a random (version 4) UUID, as Envoy's
 	}
 	return m
 }
@@ -192,13 +192,4 @@ func toHTTP(h http.Header, m headerMap, skip ...string) {
 		k := http.CanonicalHeaderKey(kv[0])
 		h[k] = append(h[k], kv[1])
 	}
-}
-
-// newRequestID returns a random UUID (version 4), as Envoy's x-request-id.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
