@@ -105,27 +105,20 @@ func (g *Group) issueAll(calls []*groupCall) {
 	// others' tokens.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var issued []*groupCall
 	err := func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				err = fmt.Errorf("issue tokens: panic: %v", p)
 			}
 		}()
-		return pgx.BeginFunc(ctx, g.Pool, func(tx pgx.Tx) error {
-			issued = nil
-			var err error
-			issued, err = g.issueIn(ctx, tx, calls)
-			return err
-		})
+		return pgx.BeginFunc(ctx, g.Pool, func(tx pgx.Tx) error { return g.issueIn(ctx, tx, calls) })
 	}()
 	if err != nil {
-		for _, c := range issued {
-			c.issued, c.err = Issued{}, err
-		}
+		// No token of the group exists; a request refused on its own keeps
+		// its reason.
 		for _, c := range calls {
-			if c.err == nil && c.issued.Token == "" {
-				c.err = err
+			if c.err == nil {
+				c.issued, c.err = Issued{}, err
 			}
 		}
 	}
@@ -133,9 +126,8 @@ func (g *Group) issueAll(calls []*groupCall) {
 
 // issueIn issues calls in tx: their reads in one batch, each request
 // checked and signed, then all records in one statement and each
-// organization's events in one append. It returns the calls it issued a
-// token for; a refused call keeps its error.
-func (g *Group) issueIn(ctx context.Context, tx pgx.Tx, calls []*groupCall) ([]*groupCall, error) {
+// organization's events in one append. A refused call keeps its error.
+func (g *Group) issueIn(ctx context.Context, tx pgx.Tx, calls []*groupCall) error {
 	s := g.Service
 	reads := make([]issueReads, len(calls))
 	b := &pgx.Batch{}
@@ -143,7 +135,7 @@ func (g *Group) issueIn(ctx context.Context, tx pgx.Tx, calls []*groupCall) ([]*
 		s.queueReads(b, c.org, c.req.AgentID, &reads[i])
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, fmt.Errorf("issue tokens: %w", err)
+		return fmt.Errorf("issue tokens: %w", err)
 	}
 	var issued []*groupCall
 	var tokens []*Issued
@@ -160,7 +152,7 @@ func (g *Group) issueIn(ctx context.Context, tx pgx.Tx, calls []*groupCall) ([]*
 		// its later requests in this group.
 		k, err := s.signingKey(ctx, tx, c.org, &reads[i], c.actor, c.now)
 		if err != nil {
-			return issued, err
+			return err
 		}
 		for j := i + 1; j < len(calls) && calls[j].org == c.org; j++ {
 			if reads[j].keys[k.alg] == nil {
@@ -173,10 +165,10 @@ func (g *Group) issueIn(ctx context.Context, tx pgx.Tx, calls []*groupCall) ([]*
 		issued, tokens = append(issued, c), append(tokens, &c.issued)
 	}
 	if len(issued) == 0 {
-		return nil, nil
+		return nil
 	}
 	if err := record(ctx, tx, tokens); err != nil {
-		return issued, err
+		return err
 	}
 	for start := 0; start < len(issued); {
 		org, now := issued[start].org, issued[start].now
@@ -187,11 +179,11 @@ func (g *Group) issueIn(ctx context.Context, tx pgx.Tx, calls []*groupCall) ([]*
 			now = later(now, issued[end].now)
 		}
 		if _, err := ledger.AppendBatch(ctx, tx, org, entries, now); err != nil {
-			return issued, err
+			return err
 		}
 		start = end
 	}
-	return issued, nil
+	return nil
 }
 
 func later(a, b time.Time) time.Time {
